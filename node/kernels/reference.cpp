@@ -1,0 +1,32 @@
+#include "node/kernels/kernels.hpp"
+
+namespace starling::kernels::reference {
+
+void gemm(const GemmCall& g) {
+    for (int i = 0; i < g.m; ++i) {
+        for (int j = 0; j < g.n; ++j) {
+            double sum = 0.0;  // double, so the reference is the more accurate side
+            for (int p = 0; p < g.k; ++p) {
+                const float a = g.trans_a == Trans::no ? g.a[i * g.lda + p] : g.a[p * g.lda + i];
+                const float b = g.trans_b == Trans::no ? g.b[p * g.ldb + j] : g.b[j * g.ldb + p];
+                sum += static_cast<double>(a) * static_cast<double>(b);
+            }
+            float& c = g.c[i * g.ldc + j];
+            float value = static_cast<float>(sum) + (g.accumulate ? c : 0.0f);
+            switch (g.epilogue) {
+                case Epilogue::none: break;
+                case Epilogue::bias: value += g.bias[j]; break;
+                case Epilogue::bias_relu:
+                    value += g.bias[j];
+                    value = value > 0.0f ? value : 0.0f;
+                    break;
+                case Epilogue::relu_mask:
+                    if (!(g.mask[i * g.ldmask + j] > 0.0f)) value = 0.0f;
+                    break;
+            }
+            c = value;
+        }
+    }
+}
+
+}  // namespace starling::kernels::reference

@@ -1,0 +1,68 @@
+# Build knobs shared by every target: warnings, sanitizers, static linking.
+
+add_library(starling_options INTERFACE)
+target_compile_options(starling_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-qual -Wimplicit-fallthrough -Werror)
+# Baseline ISA for everything but the per-level kernel files: x86-64 (SSE2). Never -march=native:
+# the one binary must run on a Celeron without AVX.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  target_compile_options(starling_options INTERFACE -march=x86-64 -mtune=generic)
+endif()
+
+if(STARLING_SANITIZE)
+  target_compile_options(starling_options INTERFACE
+    -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  target_link_options(starling_options INTERFACE -fsanitize=address,undefined)
+endif()
+
+# starling_library(NAME SOURCES... [DEPS ...]) — one static library per top-level folder.
+function(starling_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_link_libraries(${name} PUBLIC starling_include starling_options ${ARG_DEPS})
+endfunction()
+
+# starling_executable(NAME SOURCES... [DEPS ...]) — a binary; fully static when STARLING_STATIC.
+function(starling_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE starling_options ${ARG_DEPS})
+  if(STARLING_STATIC)
+    target_link_options(${name} PRIVATE -static)
+  endif()
+endfunction()
+
+# starling_test(NAME SOURCES... [DEPS ...]) — a doctest suite registered with CTest.
+function(starling_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp)
+  target_link_libraries(${name} PRIVATE starling_options doctest::doctest ${ARG_DEPS})
+  target_compile_definitions(${name} PRIVATE
+    STARLING_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)
+endfunction()
+
+# starling_flatbuffers(TARGET SCHEMAS...) — compiles .fbs schemas with flatc at build time.
+# Generated headers land in the build tree as <binary-dir>/protocol/<name>_generated.h and are
+# never committed.
+function(starling_flatbuffers target)
+  set(out_dir ${PROJECT_BINARY_DIR}/generated/protocol)
+  set(outputs)
+  foreach(schema ${ARGN})
+    get_filename_component(abs ${schema} ABSOLUTE)
+    get_filename_component(stem ${schema} NAME_WE)
+    set(out ${out_dir}/${stem}_generated.h)
+    add_custom_command(
+      OUTPUT ${out}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
+      COMMAND ${FLATC} --cpp --scoped-enums --no-prefix -o ${out_dir} ${abs}
+      DEPENDS ${abs}
+      COMMENT "flatc ${stem}.fbs"
+      VERBATIM)
+    list(APPEND outputs ${out})
+  endforeach()
+  add_custom_target(${target}_schemas DEPENDS ${outputs})
+  add_dependencies(${target} ${target}_schemas)
+  target_include_directories(${target} PUBLIC ${PROJECT_BINARY_DIR}/generated)
+endfunction()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything Starling builds, tests and benchmarks with, from Debian 12 packages only.
+# Usage: bash tools/install-deps.sh [--bench]   (run as root, or via sudo)
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  build-essential cmake ninja-build pkg-config file
+  libasio-dev libsodium-dev
+  libflatbuffers-dev flatbuffers-compiler
+  libxtensor-dev libxsimd-dev xtl-dev
+  doctest-dev zlib1g-dev libcli11-dev
+  dataset-fashion-mnist
+  qemu-user
+)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
