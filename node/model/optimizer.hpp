@@ -1,0 +1,46 @@
+#pragma once
+// SGD with momentum and Adam over a model's flat parameter buffer, each a single fused pass.
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "protocol/result.hpp"
+
+namespace starling::model {
+
+struct OptimizerConfig {
+    enum class Kind { sgd, adam };
+    Kind kind = Kind::sgd;
+    float learning_rate = 0.05f;  // Adam's usual value is 1e-3
+    float momentum = 0.9f;        // SGD only
+    float weight_decay = 0.0f;    // L2, added to the gradient
+    float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam only
+};
+
+Result<OptimizerConfig::Kind> parse_optimizer_kind(std::string_view name);
+std::string_view to_string(OptimizerConfig::Kind kind) noexcept;
+
+class Optimizer {
+public:
+    Optimizer(OptimizerConfig config, std::size_t parameters);
+
+    // One update with the given learning rate (the schedule's value for this step).
+    void step(std::span<float> params, std::span<const float> grads, float learning_rate);
+
+    const OptimizerConfig& config() const noexcept { return config_; }
+    std::uint64_t steps() const noexcept { return steps_; }
+    // SGD: {velocity}; Adam: {first moment, second moment}. Each the size of the parameters.
+    const std::vector<std::vector<float>>& state() const noexcept { return state_; }
+
+    // Restores state saved from state() (sizes checked by the caller's decoder).
+    Status restore(std::uint64_t steps, std::vector<std::vector<float>> state);
+
+private:
+    OptimizerConfig config_;
+    std::uint64_t steps_ = 0;
+    std::vector<std::vector<float>> state_;
+};
+
+}  // namespace starling::model

@@ -1,0 +1,84 @@
+#pragma once
+// Local training on one device: shuffled mini-batches, a learning-rate schedule, evaluation, and
+// conversion to and from checkpoints so training resumes where it stopped.
+
+#include <xtensor/xtensor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "node/data/dataset.hpp"
+#include "node/model/checkpoint.hpp"
+#include "node/model/mlp.hpp"
+#include "node/model/optimizer.hpp"
+#include "node/model/rng.hpp"
+
+namespace starling::model {
+
+enum class Schedule { constant, cosine };
+Result<Schedule> parse_schedule(std::string_view name);
+
+struct TrainOptions {
+    int batch = 64;
+    std::uint32_t epochs = 20;
+    std::uint64_t seed = 1;
+    OptimizerConfig optimizer;
+    Schedule schedule = Schedule::constant;
+};
+
+struct Evaluation {
+    std::size_t examples = 0;
+    double loss = 0.0;      // mean cross-entropy
+    double accuracy = 0.0;  // fraction correct
+    xt::xtensor<std::uint64_t, 2> confusion;  // [true class, predicted class]
+};
+
+// Evaluates in batches of `batch` rows; labels outside the model's outputs count as wrong.
+Evaluation evaluate(const Mlp& model, const data::Dataset& ds, int batch = 256);
+
+struct Progress {
+    std::uint32_t epoch;          // 1-based, the epoch in progress
+    std::size_t examples_done;    // in this epoch
+    std::size_t examples_total;   // in this epoch
+    double loss;                  // running mean over this epoch
+    double accuracy;              // running training accuracy over this epoch
+    double samples_per_second;    // over this epoch so far
+};
+using ProgressFn = std::function<void(const Progress&)>;
+
+class Trainer {
+public:
+    Trainer(Mlp& model, TrainOptions options);
+
+    // Resumes from a checkpoint whose widths match the model (the caller built the model from it).
+    Status restore(const Checkpoint& checkpoint);
+    Checkpoint checkpoint() const;
+
+    // One SGD/Adam step on the given rows of ds.
+    BatchStats step(const data::Dataset& ds, std::span<const std::uint32_t> rows);
+
+    // One pass over ds in a fresh shuffled order; calls progress every ~1% and at the end.
+    Progress train_epoch(const data::Dataset& ds, const ProgressFn& progress);
+
+    std::uint32_t epochs_done() const noexcept { return epoch_; }
+    std::uint64_t samples_seen() const noexcept { return samples_seen_; }
+    float current_learning_rate() const noexcept;
+    const TrainOptions& options() const noexcept { return options_; }
+
+private:
+    Mlp& model_;
+    TrainOptions options_;
+    Optimizer optimizer_;
+    Workspace workspace_;
+    Rng rng_;
+    std::uint32_t epoch_ = 0;
+    std::uint64_t samples_seen_ = 0;
+    std::size_t epoch_examples_ = 0;  // size of the dataset being trained on, for the schedule
+    std::vector<std::uint32_t> order_;
+    std::vector<std::uint8_t> labels_;
+};
+
+}  // namespace starling::model

@@ -1,0 +1,155 @@
+// The model's gradients against finite differences, and the optimizers against their definition.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "node/kernels/kernels.hpp"
+#include "node/model/mlp.hpp"
+#include "node/model/optimizer.hpp"
+#include "node/model/rng.hpp"
+
+using namespace starling;
+using namespace starling::model;
+
+namespace {
+
+// Mean cross-entropy of the model on a fixed batch, and which hidden units were active (a
+// finite difference across a ReLU kink measures the kink, not the gradient).
+double batch_loss(const Mlp& m, Workspace& ws, const std::vector<float>& x,
+                  const std::vector<std::uint8_t>& labels, int batch,
+                  std::vector<bool>* active = nullptr) {
+    std::copy(x.begin(), x.end(), ws.activation(0));
+    const double loss = forward(m, ws, batch, labels.data()).loss_sum / batch;
+    if (active != nullptr) {
+        active->clear();
+        for (std::size_t l = 1; l < m.layer_count(); ++l)
+            for (std::size_t i = 0; i < std::size_t(batch) * m.widths()[l]; ++i)
+                active->push_back(ws.activation(l)[i] > 0.0f);
+    }
+    return loss;
+}
+
+void check_gradients(std::vector<std::uint32_t> widths, kernels::Level level) {
+    REQUIRE(kernels::select(level));
+    Mlp m(widths);
+    m.init_he(42);
+    Rng rng(5);
+    // Non-zero biases so ReLU kinks are not all at the same place.
+    for (std::size_t l = 0; l < m.layer_count(); ++l)
+        for (std::uint32_t j = 0; j < widths[l + 1]; ++j)
+            m.parameters()[m.bias_offset(l) + j] = static_cast<float>(rng.normal() * 0.1);
+    const int batch = 7;
+    std::vector<float> x(static_cast<std::size_t>(batch) * widths[0]);
+    for (auto& v : x) v = static_cast<float>(rng.normal());
+    std::vector<std::uint8_t> labels(batch);
+    for (auto& l : labels) l = static_cast<std::uint8_t>(rng.below(widths.back()));
+
+    Workspace ws(m, batch);
+    std::copy(x.begin(), x.end(), ws.activation(0));
+    forward_backward(m, ws, batch, labels.data());
+    const std::vector<float> analytic(ws.gradients().begin(), ws.gradients().end());
+    std::vector<bool> pattern, pattern_up, pattern_down;
+    batch_loss(m, ws, x, labels, batch, &pattern);
+
+    // Central differences on every parameter (the models here are small).
+    const float h = 1e-2f;
+    std::size_t checked = 0, kinks = 0;
+    for (std::size_t i = 0; i < m.parameters().size(); ++i) {
+        float& p = m.parameters()[i];
+        const float saved = p;
+        p = saved + h;
+        const double up = batch_loss(m, ws, x, labels, batch, &pattern_up);
+        p = saved - h;
+        const double down = batch_loss(m, ws, x, labels, batch, &pattern_down);
+        p = saved;
+        if (pattern_up != pattern || pattern_down != pattern) {
+            ++kinks;
+            continue;
+        }
+        const double numeric = (up - down) / (2.0 * h);
+        INFO("level " << kernels::to_string(level) << " parameter " << i);
+        CHECK(analytic[i] == doctest::Approx(numeric).epsilon(2e-2).scale(1e-2));
+        ++checked;
+    }
+    CHECK(checked + kinks == parameter_count(widths));
+    CHECK(kinks * 10 < checked);  // the check must cover nearly every parameter
+}
+
+}  // namespace
+
+TEST_CASE("every layer's gradient matches finite differences at every kernel level") {
+    for (int l = 0; l < kernels::kLevelCount; ++l) {
+        const auto level = static_cast<kernels::Level>(l);
+        if (kernels::kernels_for(level) == nullptr) continue;
+        check_gradients({6, 5, 4, 3}, level);     // two hidden ReLU layers
+        check_gradients({9, 3}, level);           // softmax regression
+        check_gradients({17, 20, 11}, level);     // ragged widths that exercise kernel edges
+    }
+    REQUIRE(kernels::select(kernels::detected_level()));
+}
+
+TEST_CASE("architectures parse from presets and widths, and bad ones are refused") {
+    CHECK(parse_architecture("mlp").value() == std::vector<std::uint32_t>{784, 256, 128, 10});
+    CHECK(parse_architecture("softmax").value() == std::vector<std::uint32_t>{784, 10});
+    CHECK(parse_architecture("784-512-10").value() == std::vector<std::uint32_t>{784, 512, 10});
+    CHECK(parameter_count(std::vector<std::uint32_t>{784, 256, 128, 10}) == 235146);
+    for (const char* bad : {"", "784", "784--10", "784-0-10", "cnn", "784-x", "-784-10",
+                            "784-10-", "784-99999999999-10"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parse_architecture(bad).ok());
+    }
+}
+
+TEST_CASE("He initialisation is deterministic and scaled by fan-in") {
+    Mlp a({784, 256, 10}), b({784, 256, 10}), c({784, 256, 10});
+    a.init_he(3);
+    b.init_he(3);
+    c.init_he(4);
+    CHECK(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
+    CHECK_FALSE(std::equal(a.parameters().begin(), a.parameters().end(), c.parameters().begin()));
+    double sum_sq = 0.0;
+    const std::size_t n = 784 * 256;
+    for (std::size_t i = 0; i < n; ++i) sum_sq += double(a.parameters()[i]) * a.parameters()[i];
+    CHECK(std::sqrt(sum_sq / n) == doctest::Approx(std::sqrt(2.0 / 784)).epsilon(0.02));
+    for (std::size_t j = 0; j < 256; ++j) CHECK(a.parameters()[a.bias_offset(0) + j] == 0.0f);
+}
+
+TEST_CASE("optimizers step, refuse mismatched state, and training lowers the loss") {
+    CHECK(parse_optimizer_kind("adam").value() == OptimizerConfig::Kind::adam);
+    CHECK_FALSE(parse_optimizer_kind("rmsprop").ok());
+
+    for (auto kind : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam}) {
+        OptimizerConfig cfg;
+        cfg.kind = kind;
+        cfg.learning_rate = kind == OptimizerConfig::Kind::sgd ? 0.1f : 0.01f;
+        Mlp m({4, 8, 3});
+        m.init_he(1);
+        Optimizer opt(cfg, m.parameters().size());
+        CHECK_FALSE(opt.restore(1, {}).ok());
+        // A separable toy problem: the label is the index of the largest of the first 3 inputs.
+        Rng rng(2);
+        const int batch = 32;
+        std::vector<float> x(batch * 4);
+        std::vector<std::uint8_t> y(batch);
+        for (int i = 0; i < batch; ++i) {
+            for (int j = 0; j < 4; ++j) x[i * 4 + j] = static_cast<float>(rng.normal());
+            int best = 0;
+            for (int j = 1; j < 3; ++j)
+                if (x[i * 4 + j] > x[i * 4 + best]) best = j;
+            y[i] = static_cast<std::uint8_t>(best);
+        }
+        Workspace ws(m, batch);
+        double first = 0, last = 0;
+        for (int it = 0; it < 200; ++it) {
+            std::copy(x.begin(), x.end(), ws.activation(0));
+            const double loss = forward_backward(m, ws, batch, y.data()).loss_sum / batch;
+            if (it == 0) first = loss;
+            last = loss;
+            opt.step(m.parameters(), ws.gradients(), cfg.learning_rate);
+        }
+        CAPTURE(to_string(kind));
+        CHECK(last < first * 0.3);
+        CHECK(opt.steps() == 200);
+    }
+}
