@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/result.hpp"
@@ -22,7 +24,20 @@ struct Checkpoint {
     std::uint64_t seed = 0;             // the run's RNG seed
 };
 
-Status save_checkpoint(const std::filesystem::path& file, const Checkpoint& checkpoint);
-Result<Checkpoint> load_checkpoint(const std::filesystem::path& file);
+// The envelope format version this build writes and the newest it reads.
+inline constexpr std::uint16_t kCheckpointFormatVersion = 1;
+
+// Writes durably, keeping the replaced file as "<file>.prev". invalid_argument for a checkpoint
+// that load_checkpoint would refuse; too_large over limits::kMaxCheckpointBytes; io from the disk.
+[[nodiscard]] Status save_checkpoint(const std::filesystem::path& file,
+                                     const Checkpoint& checkpoint);
+// Every failure is an Error naming the file and the reason; nothing is half-loaded.
+[[nodiscard]] Result<Checkpoint> load_checkpoint(const std::filesystem::path& file);
+
+// The bytes save_checkpoint writes, and the inverse of load_checkpoint over bytes already in
+// memory (untrusted: size, envelope, FlatBuffers Verifier, then every semantic rule).
+[[nodiscard]] Result<std::vector<std::uint8_t>> encode_checkpoint(const Checkpoint& checkpoint);
+[[nodiscard]] Result<Checkpoint> decode_checkpoint(std::span<const std::uint8_t> bytes,
+                                                   std::string_view name_for_errors);
 
 }  // namespace starling::model
