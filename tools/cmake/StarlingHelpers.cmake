@@ -3,6 +3,10 @@
 add_library(starling_options INTERFACE)
 target_compile_options(starling_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-qual -Wimplicit-fallthrough -Werror)
+# GCC 12 at -O3 reports -Wrestrict inside libstdc++'s own std::string code (GCC bug 105651).
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  target_compile_options(starling_options INTERFACE -Wno-restrict)
+endif()
 # Baseline ISA for everything but the per-level kernel files: x86-64 (SSE2). Never -march=native:
 # the one binary must run on a Celeron without AVX.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")

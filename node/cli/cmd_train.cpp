@@ -1,0 +1,270 @@
+#include "node/cli/cmd_train.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "firmware/hardware.hpp"
+#include "node/cli/cli.hpp"
+#include "node/data/dataset.hpp"
+#include "node/kernels/kernels.hpp"
+#include "node/model/checkpoint.hpp"
+#include "node/model/trainer.hpp"
+#include "node/time.hpp"
+
+namespace starling::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMaxBatch = 4096;
+
+struct TrainArgs {
+    std::string data;
+    std::string test;
+    std::string model = "mlp";
+    std::uint32_t epochs = 20;
+    int batch = 64;
+    std::string optimizer = "sgd";
+    std::optional<float> learning_rate;
+    float momentum = 0.9f;
+    float weight_decay = 0.0f;
+    std::string schedule = "constant";
+    std::uint64_t seed = 1;
+    std::string out = "starling-model.ckpt";
+    std::string resume;
+    std::string simd;
+};
+
+struct EvalArgs {
+    std::string model;
+    std::string data;
+    std::string split = "auto";
+    bool confusion = false;
+};
+
+// Forces a kernel level when asked; an unknown or unsupported level is a usage error.
+Status apply_simd(const std::string& name) {
+    if (name.empty()) return Ok{};
+    const auto level = kernels::parse_level(name);
+    if (!level)
+        return make_error(ErrorCode::invalid_argument,
+                          "--simd '" + name + "': expected sse2, sse4.2, avx2 or avx512");
+    if (!kernels::select(*level))
+        return make_error(ErrorCode::invalid_argument,
+                          "--simd " + name + ": this CPU cannot run that level");
+    return Ok{};
+}
+
+// The test split: --test DIR when given, else the data directory's own test files if present.
+Result<std::optional<data::Dataset>> load_test_set(const TrainArgs& a) {
+    if (!a.test.empty()) {
+        auto test = data::load_dir(a.test, data::Split::test);
+        if (!test) return test.error();
+        return std::optional<data::Dataset>(std::move(test).value());
+    }
+    auto test = data::load_dir(a.data, data::Split::test);
+    if (!test) {
+        if (test.error().code == ErrorCode::not_found) return std::optional<data::Dataset>{};
+        return test.error();
+    }
+    return std::optional<data::Dataset>(std::move(test).value());
+}
+
+void print_progress(const model::Progress& p, std::uint32_t epochs, bool tty) {
+    if (!tty) return;  // plain output gets one line per epoch, printed by the caller
+    const int width = 30;
+    const int filled = static_cast<int>(width * p.examples_done / std::max<std::size_t>(1, p.examples_total));
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.resize(width, '.');
+    std::printf("\r\033[Kepoch %u/%u [%s] %5.1f%%  loss %.4f  acc %.2f%%  %.0f samples/s",
+                p.epoch, epochs, bar.c_str(), 100.0 * p.examples_done / std::max<std::size_t>(1, p.examples_total),
+                p.loss, 100.0 * p.accuracy, p.samples_per_second);
+    std::fflush(stdout);
+}
+
+int run_train(const TrainArgs& a) {
+    if (Status s = apply_simd(a.simd); !s) return report(s.error());
+    auto widths = model::parse_architecture(a.model);
+    if (!widths) return report(widths.error());
+    auto kind = model::parse_optimizer_kind(a.optimizer);
+    if (!kind) return report(kind.error());
+    auto schedule = model::parse_schedule(a.schedule);
+    if (!schedule) return report(schedule.error());
+
+    auto train = data::load_dir(a.data, data::Split::train);
+    if (!train) return report(train.error());
+    auto test = load_test_set(a);
+    if (!test) return report(test.error());
+    if (train->size() == 0)
+        return report(make_error(ErrorCode::invalid_argument, a.data + ": no training examples"));
+    if (train->features != widths->front())
+        return report(make_error(ErrorCode::invalid_argument,
+                                 "the data has " + std::to_string(train->features) +
+                                     " features per example, the model expects " +
+                                     std::to_string(widths->front())));
+    if (train->classes > widths->back())
+        return report(make_error(ErrorCode::invalid_argument,
+                                 "the data has labels up to " + std::to_string(train->classes - 1) +
+                                     ", the model has " + std::to_string(widths->back()) +
+                                     " outputs"));
+
+    model::TrainOptions opts;
+    opts.batch = a.batch;
+    opts.epochs = a.epochs;
+    opts.seed = a.seed;
+    opts.schedule = *schedule;
+    opts.optimizer.kind = *kind;
+    opts.optimizer.learning_rate =
+        a.learning_rate.value_or(*kind == model::OptimizerConfig::Kind::sgd ? 0.05f : 1e-3f);
+    opts.optimizer.momentum = a.momentum;
+    opts.optimizer.weight_decay = a.weight_decay;
+
+    model::Mlp net(*widths);
+    net.init_he(a.seed);
+    model::Trainer trainer(net, opts);
+    if (!a.resume.empty()) {
+        auto cp = model::load_checkpoint(a.resume);
+        if (!cp) return report(cp.error());
+        if (Status s = trainer.restore(*cp); !s) return report(s.error());
+        std::printf("resumed from %s at epoch %u\n", a.resume.c_str(), trainer.epochs_done());
+    }
+
+    const bool tty = stdout_is_terminal();
+    std::printf("training %s (%zu parameters) on %zu examples, %s, batch %d, kernels %s\n",
+                a.model.c_str(), net.parameters().size(), train->size(), a.optimizer.c_str(),
+                a.batch, std::string(kernels::to_string(kernels::active().level)).c_str());
+    std::fflush(stdout);
+    double best_test = -1.0;
+    while (trainer.epochs_done() < a.epochs) {
+        const model::Progress p = trainer.train_epoch(
+            *train, [&](const model::Progress& pr) { print_progress(pr, a.epochs, tty); });
+        if (tty) std::printf("\r\033[K");
+        std::string test_text;
+        if (test->has_value()) {
+            const model::Evaluation ev = model::evaluate(net, **test);
+            best_test = std::max(best_test, ev.accuracy);
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "  test-loss %.4f  test-acc %.2f%%", ev.loss,
+                          100.0 * ev.accuracy);
+            test_text = buf;
+        }
+        std::printf("epoch %u/%u  loss %.4f  train-acc %.2f%%%s  %.0f samples/s\n", p.epoch,
+                    a.epochs, p.loss, 100.0 * p.accuracy, test_text.c_str(), p.samples_per_second);
+        std::fflush(stdout);
+        if (Status s = model::save_checkpoint(a.out, trainer.checkpoint()); !s)
+            return report(s.error());
+    }
+    std::printf("checkpoint: %s\n", a.out.c_str());
+    if (best_test >= 0) {
+        const model::Evaluation ev = model::evaluate(net, **test);
+        std::printf("final test accuracy: %.2f%% (%zu examples)\n", 100.0 * ev.accuracy,
+                    ev.examples);
+    }
+    return kExitOk;
+}
+
+int run_eval(const EvalArgs& a) {
+    auto cp = model::load_checkpoint(a.model);
+    if (!cp) return report(cp.error());
+    if (a.split != "auto" && a.split != "train" && a.split != "test")
+        return report(make_error(ErrorCode::invalid_argument,
+                                 "--split '" + a.split + "': expected auto, train or test"));
+    Result<data::Dataset> ds = data::load_dir(a.data, a.split == "train" ? data::Split::train
+                                                                           : data::Split::test);
+    if (!ds && a.split == "auto" && ds.error().code == ErrorCode::not_found)
+        ds = data::load_dir(a.data, data::Split::train);
+    if (!ds) return report(ds.error());
+    if (ds->features != cp->widths.front())
+        return report(make_error(ErrorCode::invalid_argument,
+                                 "the data has " + std::to_string(ds->features) +
+                                     " features per example, the model expects " +
+                                     std::to_string(cp->widths.front())));
+    model::Mlp net(cp->widths);
+    std::copy(cp->parameters.begin(), cp->parameters.end(), net.parameters().begin());
+    const model::Evaluation ev = model::evaluate(net, *ds);
+    std::printf("examples %zu  loss %.4f  accuracy %.2f%%\n", ev.examples, ev.loss,
+                100.0 * ev.accuracy);
+    if (a.confusion) {
+        const std::size_t classes = ev.confusion.shape()[0];
+        std::printf("confusion (rows: true class, columns: predicted)\n     ");
+        for (std::size_t j = 0; j < classes; ++j) std::printf("%6zu", j);
+        std::printf("\n");
+        for (std::size_t i = 0; i < classes; ++i) {
+            std::printf("%4zu ", i);
+            for (std::size_t j = 0; j < classes; ++j)
+                std::printf("%6" PRIu64, ev.confusion(i, j));
+            std::printf("\n");
+        }
+    }
+    return kExitOk;
+}
+
+int run_info() {
+    const firmware::HardwareProfile hw = firmware::detect_hardware();
+    const auto& f = hw.features;
+    std::printf("starling %s\n", STARLING_VERSION);
+    std::printf("cpu          %s\n", hw.cpu_model.empty() ? "(unknown)" : hw.cpu_model.c_str());
+    std::printf("class        %s\n", std::string(firmware::to_string(hw.device_class)).c_str());
+    std::printf("cores        %u\n", hw.logical_cores);
+    std::printf("memory       %.1f GiB\n", static_cast<double>(hw.memory_bytes) / (1u << 30));
+    std::printf("features     %s%s%s%s%s%s\n", f.sse2 ? "sse2 " : "", f.sse4_2 ? "sse4.2 " : "",
+                f.avx ? "avx " : "", f.avx2 ? "avx2 " : "", f.fma ? "fma " : "",
+                f.avx512f ? "avx512f" : "");
+    std::printf("kernels      %s (best available: %s)\n",
+                std::string(kernels::to_string(kernels::active().level)).c_str(),
+                std::string(kernels::to_string(kernels::detected_level())).c_str());
+    return kExitOk;
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app) {
+    auto train_args = std::make_shared<TrainArgs>();
+    CLI::App* train = app.add_subcommand("train", "Train a model on this device's local data");
+    train->add_option("--data", train_args->data, "Directory with train-*-ubyte[.gz] or train.csv")
+        ->required();
+    train->add_option("--test", train_args->test,
+                      "Directory with the test split (default: the data directory's own)");
+    train->add_option("--model", train_args->model, "softmax, mlp, or widths like 784-256-10")
+        ->capture_default_str();
+    train->add_option("--epochs", train_args->epochs, "Local epochs")
+        ->check(CLI::Range(1u, 100000u))->capture_default_str();
+    train->add_option("--batch", train_args->batch, "Mini-batch size")
+        ->check(CLI::Range(1, kMaxBatch))->capture_default_str();
+    train->add_option("--optimizer", train_args->optimizer, "sgd or adam")->capture_default_str();
+    train->add_option("--lr", train_args->learning_rate,
+                      "Learning rate (default 0.05 for sgd, 0.001 for adam)")
+        ->check(CLI::PositiveNumber);
+    train->add_option("--momentum", train_args->momentum, "SGD momentum")
+        ->check(CLI::Range(0.0f, 0.999f))->capture_default_str();
+    train->add_option("--weight-decay", train_args->weight_decay, "L2 weight decay")
+        ->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
+    train->add_option("--schedule", train_args->schedule, "Learning rate: constant or cosine")
+        ->capture_default_str();
+    train->add_option("--seed", train_args->seed, "Seed for initialisation and shuffling")
+        ->capture_default_str();
+    train->add_option("--out", train_args->out, "Checkpoint written after every epoch")
+        ->capture_default_str();
+    train->add_option("--resume", train_args->resume, "Continue from this checkpoint");
+    train->add_option("--simd", train_args->simd,
+                      "Force a lower kernel level: sse2, sse4.2, avx2, avx512 (also STARLING_SIMD)");
+    train->callback([train_args] { exit_code() = run_train(*train_args); });
+
+    auto eval_args = std::make_shared<EvalArgs>();
+    CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on a data directory");
+    eval->add_option("--model", eval_args->model, "Checkpoint file")->required();
+    eval->add_option("--data", eval_args->data, "Data directory")->required();
+    eval->add_option("--split", eval_args->split, "auto (test if present), train or test")
+        ->capture_default_str();
+    eval->add_flag("--confusion", eval_args->confusion, "Print the confusion matrix");
+    eval->callback([eval_args] { exit_code() = run_eval(*eval_args); });
+
+    CLI::App* info = app.add_subcommand("info", "Version, CPU features and the kernels in use");
+    info->callback([] { exit_code() = run_info(); });
+}
+
+}  // namespace starling::cli
