@@ -19,6 +19,36 @@ namespace {
 
 inline int min_int(int a, int b) { return a < b ? a : b; }
 
+// One optimizer update of a vector (V = a SIMD batch) or a scalar (V = float) of parameters:
+// the same arithmetic serves the fused GEMM epilogue, the vector body and the scalar tails.
+template <class V, class Load, class Store>
+inline void sgd_update(V g, float* w, float* vel, const SgdStep& st, Load load, Store store) {
+    const V wi = load(w);
+    const V vi = V(st.momentum) * load(vel) + (g + V(st.weight_decay) * wi);
+    store(vel, vi);
+    store(w, wi - V(st.learning_rate) * vi);
+}
+
+template <class V, class Sqrt, class Load, class Store>
+inline void adam_update(V g, float* w, float* m, float* v, const AdamStep& st, Sqrt sqrt_fn,
+                        Load load, Store store) {
+    const V wi = load(w);
+    const V gi = g + V(st.weight_decay) * wi;
+    const V mi = V(st.beta1) * load(m) + V(1.0f - st.beta1) * gi;
+    const V vi = V(st.beta2) * load(v) + V(1.0f - st.beta2) * gi * gi;
+    store(m, mi);
+    store(v, vi);
+    // m̂ / (sqrt(v̂) + eps) with m̂ = m / c1 and v̂ = v / c2.
+    const float step = st.learning_rate / st.bias_correction1;
+    const float inv_sqrt_c2 = 1.0f / __builtin_sqrtf(st.bias_correction2);
+    const V denom = sqrt_fn(vi) * V(inv_sqrt_c2) + V(st.epsilon);
+    store(w, wi - V(step) * mi / denom);
+}
+
+inline float scalar_load(const float* p) { return *p; }
+inline void scalar_store(float* p, float x) { *p = x; }
+inline float scalar_sqrt(float x) { return __builtin_sqrtf(x); }
+
 // Blocked GEMM in the manner of BLIS/GotoBLAS: op(A) is packed into MR-row panels, op(B) is read
 // in place when it is row-major (the common forward and weight-gradient case) or packed into
 // NR-column panels when it is transposed or ragged. An MR×NR register tile accumulates over a
@@ -117,6 +147,25 @@ struct Gemm {
         return acc;
     }
 
+    static V vload(const float* p) { return V::load_unaligned(p); }
+    static void vstore(float* p, V x) { x.store_unaligned(p); }
+    static V vsqrt(V x) { return xsimd::sqrt(x); }
+
+    static void apply_update(V grad, const FusedUpdate& u, std::ptrdiff_t at) {
+        if (u.kind == FusedUpdate::Kind::sgd)
+            sgd_update<V>(grad, u.w + at, u.s1 + at, u.sgd, vload, vstore);
+        else
+            adam_update<V>(grad, u.w + at, u.s1 + at, u.s2 + at, u.adam, vsqrt, vload, vstore);
+    }
+
+    static void apply_update_scalar(float grad, const FusedUpdate& u, std::ptrdiff_t at) {
+        if (u.kind == FusedUpdate::Kind::sgd)
+            sgd_update<float>(grad, u.w + at, u.s1 + at, u.sgd, scalar_load, scalar_store);
+        else
+            adam_update<float>(grad, u.w + at, u.s1 + at, u.s2 + at, u.adam, scalar_sqrt,
+                               scalar_load, scalar_store);
+    }
+
     // R rows (R <= MR) of one register tile over kc steps. b points at row 0 of the NR-wide
     // panel, successive rows ldb_panel floats apart (ldb when read in place, NR when packed).
     template <int R>
@@ -142,23 +191,37 @@ struct Gemm {
             b += ldb_panel;
         }
 
+        const bool update = last && g.update != nullptr;
         if (nr == NR) {
 #pragma GCC unroll 16
             for (int i = 0; i < R; ++i) {
-                float* c = g.c + static_cast<std::ptrdiff_t>(row0 + i) * g.ldc + col0;
+                const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(row0 + i) * g.ldc + col0;
+                float* c = g.c + at;
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; ++v)
-                    finish(acc[i][v], g, c + v * W, add_c, last, row0 + i, col0 + v * W)
-                        .store_unaligned(c + v * W);
+                for (int v = 0; v < NV; ++v) {
+                    const V out = finish(acc[i][v], g, c + v * W, add_c, last, row0 + i,
+                                         col0 + v * W);
+                    if (update)
+                        apply_update(out, *g.update, at + v * W);
+                    else
+                        out.store_unaligned(c + v * W);
+                }
             }
         } else {
             alignas(64) float spill[NR];
             for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(spill + v * W);
-                float* c = g.c + static_cast<std::ptrdiff_t>(row0 + i) * g.ldc + col0;
-                for (int j = 0; j < nr; ++j)
-                    c[j] = finish_scalar(spill[j], g, c[j], add_c, last, row0 + i, col0 + j);
+                const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(row0 + i) * g.ldc + col0;
+                float* c = g.c + at;
+                for (int j = 0; j < nr; ++j) {
+                    const float out =
+                        finish_scalar(spill[j], g, c[j], add_c, last, row0 + i, col0 + j);
+                    if (update)
+                        apply_update_scalar(out, *g.update, at + j);
+                    else
+                        c[j] = out;
+                }
             }
         }
     }
@@ -182,14 +245,17 @@ struct Gemm {
                 }
             return;
         }
-        const int kc_max = min_int(KC, g.k);
+        // K is cut into equal slices of at most KC, so no slice is a short, overhead-bound tail
+        // (784 = 4 × 196 rather than 3 × 256 + 16).
+        const int slices = (g.k + KC - 1) / KC;
+        const int kc_max = (g.k + slices - 1) / slices;
         const int mc_max = min_int(MC, g.m);
         float* a_pack = scratch(ScratchSlot::pack_a,
                                 static_cast<std::size_t>((mc_max + MR - 1) / MR * MR) * kc_max);
         float* b_pack = scratch(ScratchSlot::pack_b, static_cast<std::size_t>(NR) * kc_max);
 
-        for (int p0 = 0; p0 < g.k; p0 += KC) {
-            const int kc = min_int(KC, g.k - p0);
+        for (int p0 = 0; p0 < g.k; p0 += kc_max) {
+            const int kc = min_int(kc_max, g.k - p0);
             const bool add_c = g.accumulate || p0 > 0;
             const bool last = p0 + kc == g.k;
             for (int i0 = 0; i0 < g.m; i0 += MC) {
@@ -197,16 +263,11 @@ struct Gemm {
                 pack_a(g, i0, mc, p0, kc, a_pack);
                 for (int j0 = 0; j0 < g.n; j0 += NR) {
                     const int nr = min_int(NR, g.n - j0);
-                    const float* panel;
-                    std::ptrdiff_t ld;
-                    if (g.trans_b == Trans::no && nr == NR) {
-                        panel = g.b + static_cast<std::ptrdiff_t>(p0) * g.ldb + j0;
-                        ld = g.ldb;
-                    } else {
-                        pack_b(g, j0, nr, p0, kc, b_pack);
-                        panel = b_pack;
-                        ld = NR;
-                    }
+                    // Always packed: rows of a row-major B sit ldb floats apart, and with ldb a
+                    // multiple of 256 they fall into a handful of L1 sets and evict each other.
+                    pack_b(g, j0, nr, p0, kc, b_pack);
+                    const float* panel = b_pack;
+                    const std::ptrdiff_t ld = NR;
                     for (int ip = 0; ip < mc; ip += MR) {
                         const int rows = min_int(MR, mc - ip);
                         tile_rows<MR>(rows, kc, a_pack + static_cast<std::ptrdiff_t>(ip) * kc,
@@ -223,9 +284,9 @@ struct Elementwise {
     using V = xsimd::batch<float, Arch>;
     static constexpr std::size_t W = V::size;
 
-    static void bytes_to_floats(const std::uint8_t* in, float* out, std::size_t n, float scale) {
-        // Byte-to-float widening is cheap next to the GEMMs; the compiler vectorises this loop
-        // for the unit's ISA.
+    static void bytes_to_floats(const std::uint8_t* __restrict in, float* __restrict out,
+                                std::size_t n, float scale) {
+        // uint8 may alias anything, so without __restrict the compiler will not vectorise this.
         for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * scale;
     }
 
@@ -244,46 +305,24 @@ struct Elementwise {
         }
     }
 
+    static V vload(const float* p) { return V::load_unaligned(p); }
+    static void vstore(float* p, V x) { x.store_unaligned(p); }
+    static V vsqrt(V x) { return xsimd::sqrt(x); }
+
     static void sgd(float* w, float* v, const float* g, std::size_t n, const SgdStep& st) {
-        const V lr(st.learning_rate), mu(st.momentum), wd(st.weight_decay);
         std::size_t i = 0;
-        for (; i + W <= n; i += W) {
-            const V wi = V::load_unaligned(w + i);
-            const V vi = xsimd::fma(mu, V::load_unaligned(v + i),
-                                    xsimd::fma(wd, wi, V::load_unaligned(g + i)));
-            vi.store_unaligned(v + i);
-            xsimd::fnma(lr, vi, wi).store_unaligned(w + i);
-        }
-        for (; i < n; ++i) {
-            v[i] = st.momentum * v[i] + g[i] + st.weight_decay * w[i];
-            w[i] -= st.learning_rate * v[i];
-        }
+        for (; i + W <= n; i += W) sgd_update<V>(vload(g + i), w + i, v + i, st, vload, vstore);
+        for (; i < n; ++i) sgd_update<float>(g[i], w + i, v + i, st, scalar_load, scalar_store);
     }
 
     static void adam(float* w, float* m, float* v, const float* g, std::size_t n,
                      const AdamStep& st) {
-        const float step = st.learning_rate / st.bias_correction1;
-        const float inv_sqrt_c2 = 1.0f / __builtin_sqrtf(st.bias_correction2);
-        const V b1(st.beta1), b2(st.beta2), one_b1(1.0f - st.beta1), one_b2(1.0f - st.beta2);
-        const V eps(st.epsilon), wd(st.weight_decay), vstep(step), vinv(inv_sqrt_c2);
         std::size_t i = 0;
-        for (; i + W <= n; i += W) {
-            const V wi = V::load_unaligned(w + i);
-            const V gi = xsimd::fma(wd, wi, V::load_unaligned(g + i));
-            const V mi = xsimd::fma(b1, V::load_unaligned(m + i), one_b1 * gi);
-            const V vi = xsimd::fma(b2, V::load_unaligned(v + i), one_b2 * gi * gi);
-            mi.store_unaligned(m + i);
-            vi.store_unaligned(v + i);
-            const V denom = xsimd::sqrt(vi) * vinv + eps;
-            (wi - vstep * mi / denom).store_unaligned(w + i);
-        }
-        for (; i < n; ++i) {
-            const float gi = g[i] + st.weight_decay * w[i];
-            m[i] = st.beta1 * m[i] + (1.0f - st.beta1) * gi;
-            v[i] = st.beta2 * v[i] + (1.0f - st.beta2) * gi * gi;
-            const float denom = __builtin_sqrtf(v[i]) * inv_sqrt_c2 + st.epsilon;
-            w[i] -= step * m[i] / denom;
-        }
+        for (; i + W <= n; i += W)
+            adam_update<V>(vload(g + i), w + i, m + i, v + i, st, vsqrt, vload, vstore);
+        for (; i < n; ++i)
+            adam_update<float>(g[i], w + i, m + i, v + i, st, scalar_sqrt, scalar_load,
+                               scalar_store);
     }
 };
 

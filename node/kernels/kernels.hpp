@@ -25,6 +25,32 @@ enum class Epilogue : std::uint8_t {
     relu_mask,  // C = A·B where mask[row, col] > 0, else 0 (ReLU's backward)
 };
 
+struct SgdStep {
+    float learning_rate;
+    float momentum;      // 0 disables the velocity buffer's effect
+    float weight_decay;  // L2, added to the gradient
+};
+
+struct AdamStep {
+    float learning_rate;
+    float beta1, beta2, epsilon, weight_decay;
+    float bias_correction1;  // 1 - beta1^t
+    float bias_correction2;  // 1 - beta2^t
+};
+
+// An optimizer step fused into a weight-gradient GEMM: the gradient tile is consumed while it
+// is still in registers instead of being written out and read back (the weight gradients of a
+// 784×256 layer do not fit in L2). w, s1 (and s2 for Adam) are m×n with row stride ldc.
+struct FusedUpdate {
+    enum class Kind : std::uint8_t { sgd, adam };
+    Kind kind = Kind::sgd;
+    float* w = nullptr;   // the parameters
+    float* s1 = nullptr;  // SGD velocity, or Adam's first moment
+    float* s2 = nullptr;  // Adam's second moment
+    SgdStep sgd{};
+    AdamStep adam{};
+};
+
 // C[M×N] = op(A)[M×K] · op(B)[K×N], all row-major with leading dimensions in elements.
 struct GemmCall {
     Trans trans_a = Trans::no;
@@ -41,19 +67,9 @@ struct GemmCall {
     const float* bias = nullptr;  // n floats, for bias and bias_relu
     const float* mask = nullptr;  // m×n, row stride ldmask, for relu_mask
     int ldmask = 0;
-};
-
-struct SgdStep {
-    float learning_rate;
-    float momentum;      // 0 disables the velocity buffer's effect
-    float weight_decay;  // L2, added to the gradient
-};
-
-struct AdamStep {
-    float learning_rate;
-    float beta1, beta2, epsilon, weight_decay;
-    float bias_correction1;  // 1 - beta1^t
-    float bias_correction2;  // 1 - beta2^t
+    // When set, the finished product is a gradient applied to update->w instead of stored in C
+    // (C then only holds partial sums while K is split into slices). Needs epilogue none.
+    const FusedUpdate* update = nullptr;
 };
 
 // One level's kernels. Every function is pure over its pointers; none allocates on the hot path

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "node/kernels/kernels.hpp"
 
 namespace starling::kernels::reference {
@@ -24,7 +26,27 @@ void gemm(const GemmCall& g) {
                     if (!(g.mask[i * g.ldmask + j] > 0.0f)) value = 0.0f;
                     break;
             }
-            c = value;
+            if (g.update == nullptr) {
+                c = value;
+                continue;
+            }
+            // The fused optimizer step, written out plainly.
+            const FusedUpdate& u = *g.update;
+            const int at = i * g.ldc + j;
+            float& w = u.w[at];
+            if (u.kind == FusedUpdate::Kind::sgd) {
+                const float grad = value + u.sgd.weight_decay * w;
+                u.s1[at] = u.sgd.momentum * u.s1[at] + grad;
+                w -= u.sgd.learning_rate * u.s1[at];
+            } else {
+                const AdamStep& st = u.adam;
+                const float grad = value + st.weight_decay * w;
+                u.s1[at] = st.beta1 * u.s1[at] + (1.0f - st.beta1) * grad;
+                u.s2[at] = st.beta2 * u.s2[at] + (1.0f - st.beta2) * grad * grad;
+                const float m_hat = u.s1[at] / st.bias_correction1;
+                const float v_hat = u.s2[at] / st.bias_correction2;
+                w -= st.learning_rate * m_hat / (std::sqrt(v_hat) + st.epsilon);
+            }
         }
     }
 }

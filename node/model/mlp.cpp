@@ -7,6 +7,7 @@
 #include <string>
 
 #include "node/kernels/kernels.hpp"
+#include "node/model/optimizer.hpp"
 #include "node/model/rng.hpp"
 
 namespace starling::model {
@@ -151,18 +152,12 @@ BatchStats forward(const Mlp& model, Workspace& ws, int batch, const std::uint8_
     return stats;
 }
 
-BatchStats forward_backward(const Mlp& model, Workspace& ws, int batch,
-                            const std::uint8_t* labels) {
-    assert(labels != nullptr);
-    forward(model, ws, batch, nullptr);
-    const auto& k = kernels::active();
-    const auto widths = model.widths();
-    const float* params = model.parameters().data();
-    float* grads = ws.gradients().data();
-    const std::size_t layers = model.layer_count();
+namespace {
 
-    // d(mean loss)/d(logits) = (softmax - onehot) / batch.
+// d(mean loss)/d(logits) = (softmax - onehot) / batch, into ws.delta(last).
+BatchStats loss_gradient(const Mlp& model, Workspace& ws, int batch, const std::uint8_t* labels) {
     BatchStats stats;
+    const std::size_t layers = model.layer_count();
     const int classes = static_cast<int>(model.outputs());
     const float* logits = ws.activation(layers);
     float* dlogits = ws.delta(layers);
@@ -173,10 +168,36 @@ BatchStats forward_backward(const Mlp& model, Workspace& ws, int batch,
                                            dlogits + i * classes, scale, correct);
         stats.correct += correct ? 1u : 0u;
     }
+    return stats;
+}
 
-    for (std::size_t l = layers; l-- > 0;) {
+// Backpropagates ws.delta(last) through every layer. Without an optimizer, leaves all
+// gradients in ws.gradients(); with one, applies each gradient as it is produced. The input
+// gradient of a layer is computed before its weights change.
+void backward(const Mlp& model, Workspace& ws, int batch, Optimizer* optimizer,
+              std::span<float> params) {
+    const auto& k = kernels::active();
+    const auto widths = model.widths();
+    float* grads = ws.gradients().data();
+    for (std::size_t l = model.layer_count(); l-- > 0;) {
         const int in = static_cast<int>(widths[l]);
         const int out = static_cast<int>(widths[l + 1]);
+        const std::size_t bias_at = model.bias_offset(l);
+        k.column_sums(ws.delta(l + 1), batch, out, out, grads + bias_at);
+        if (optimizer != nullptr)
+            optimizer->apply(params, {grads + bias_at, static_cast<std::size_t>(out)}, bias_at);
+        if (l > 0) {
+            // delta(l) = delta(l+1) · Wᵀ, masked by ReLU's derivative (activation(l) > 0).
+            GemmCall dx;
+            dx.trans_b = Trans::yes;
+            dx.m = batch, dx.n = in, dx.k = out;
+            dx.a = ws.delta(l + 1), dx.lda = out;
+            dx.b = model.parameters().data() + model.weight_offset(l), dx.ldb = out;
+            dx.c = ws.delta(l), dx.ldc = in;
+            dx.epilogue = Epilogue::relu_mask;
+            dx.mask = ws.activation(l), dx.ldmask = in;
+            k.gemm(dx);
+        }
         // dW = activation(l)ᵀ · delta(l+1): (in×batch)·(batch×out).
         GemmCall dw;
         dw.trans_a = Trans::yes;
@@ -184,20 +205,33 @@ BatchStats forward_backward(const Mlp& model, Workspace& ws, int batch,
         dw.a = ws.activation(l), dw.lda = in;
         dw.b = ws.delta(l + 1), dw.ldb = out;
         dw.c = grads + model.weight_offset(l), dw.ldc = out;
+        kernels::FusedUpdate update;
+        if (optimizer != nullptr) {
+            update = optimizer->fused(params, model.weight_offset(l));
+            dw.update = &update;
+        }
         k.gemm(dw);
-        k.column_sums(ws.delta(l + 1), batch, out, out, grads + model.bias_offset(l));
-        if (l == 0) break;  // the input needs no gradient
-        // delta(l) = delta(l+1) · Wᵀ, masked by ReLU's derivative (activation(l) > 0).
-        GemmCall dx;
-        dx.trans_b = Trans::yes;
-        dx.m = batch, dx.n = in, dx.k = out;
-        dx.a = ws.delta(l + 1), dx.lda = out;
-        dx.b = params + model.weight_offset(l), dx.ldb = out;
-        dx.c = ws.delta(l), dx.ldc = in;
-        dx.epilogue = Epilogue::relu_mask;
-        dx.mask = ws.activation(l), dx.ldmask = in;
-        k.gemm(dx);
     }
+}
+
+}  // namespace
+
+BatchStats forward_backward(const Mlp& model, Workspace& ws, int batch,
+                            const std::uint8_t* labels) {
+    assert(labels != nullptr);
+    forward(model, ws, batch, nullptr);
+    const BatchStats stats = loss_gradient(model, ws, batch, labels);
+    backward(model, ws, batch, nullptr, {});
+    return stats;
+}
+
+BatchStats train_step(Mlp& model, Workspace& ws, int batch, const std::uint8_t* labels,
+                      Optimizer& optimizer, float learning_rate) {
+    assert(labels != nullptr);
+    forward(model, ws, batch, nullptr);
+    const BatchStats stats = loss_gradient(model, ws, batch, labels);
+    optimizer.begin_step(learning_rate);
+    backward(model, ws, batch, &optimizer, model.parameters());
     return stats;
 }
 

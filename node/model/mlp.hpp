@@ -84,4 +84,12 @@ BatchStats forward(const Mlp& model, Workspace& ws, int batch, const std::uint8_
 BatchStats forward_backward(const Mlp& model, Workspace& ws, int batch,
                             const std::uint8_t* labels);
 
+class Optimizer;
+
+// Forward, backward and one optimizer step, fused: each layer's weight gradient is applied to
+// the weights as it leaves the GEMM, never stored (ws.gradients() then holds only biases).
+// Same result as forward_backward followed by optimizer.step, within rounding.
+BatchStats train_step(Mlp& model, Workspace& ws, int batch, const std::uint8_t* labels,
+                      Optimizer& optimizer, float learning_rate);
+
 }  // namespace starling::model

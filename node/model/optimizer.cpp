@@ -26,22 +26,47 @@ Optimizer::Optimizer(OptimizerConfig config, std::size_t parameters) : config_(c
 
 void Optimizer::step(std::span<float> params, std::span<const float> grads, float learning_rate) {
     assert(params.size() == grads.size() && params.size() == state_[0].size());
-    const auto& k = kernels::active();
+    begin_step(learning_rate);
+    apply(params, grads, 0);
+}
+
+void Optimizer::begin_step(float learning_rate) {
     ++steps_;
     if (config_.kind == OptimizerConfig::Kind::sgd) {
-        k.sgd(params.data(), state_[0].data(), grads.data(), params.size(),
-              {learning_rate, config_.momentum, config_.weight_decay});
+        sgd_step_ = {learning_rate, config_.momentum, config_.weight_decay};
         return;
     }
     const double t = static_cast<double>(steps_);
-    const kernels::AdamStep st{learning_rate,
-                               config_.beta1,
-                               config_.beta2,
-                               config_.epsilon,
-                               config_.weight_decay,
-                               static_cast<float>(1.0 - std::pow(config_.beta1, t)),
-                               static_cast<float>(1.0 - std::pow(config_.beta2, t))};
-    k.adam(params.data(), state_[0].data(), state_[1].data(), grads.data(), params.size(), st);
+    adam_step_ = {learning_rate,
+                  config_.beta1,
+                  config_.beta2,
+                  config_.epsilon,
+                  config_.weight_decay,
+                  static_cast<float>(1.0 - std::pow(config_.beta1, t)),
+                  static_cast<float>(1.0 - std::pow(config_.beta2, t))};
+}
+
+void Optimizer::apply(std::span<float> params, std::span<const float> grads, std::size_t offset) {
+    assert(offset + grads.size() <= state_[0].size());
+    const auto& k = kernels::active();
+    float* w = params.data() + offset;
+    if (config_.kind == OptimizerConfig::Kind::sgd)
+        k.sgd(w, state_[0].data() + offset, grads.data(), grads.size(), sgd_step_);
+    else
+        k.adam(w, state_[0].data() + offset, state_[1].data() + offset, grads.data(),
+               grads.size(), adam_step_);
+}
+
+kernels::FusedUpdate Optimizer::fused(std::span<float> params, std::size_t offset) {
+    kernels::FusedUpdate u;
+    u.kind = config_.kind == OptimizerConfig::Kind::sgd ? kernels::FusedUpdate::Kind::sgd
+                                                        : kernels::FusedUpdate::Kind::adam;
+    u.w = params.data() + offset;
+    u.s1 = state_[0].data() + offset;
+    u.s2 = state_.size() > 1 ? state_[1].data() + offset : nullptr;
+    u.sgd = sgd_step_;
+    u.adam = adam_step_;
+    return u;
 }
 
 Status Optimizer::restore(std::uint64_t steps, std::vector<std::vector<float>> state) {

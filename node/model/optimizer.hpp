@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "node/kernels/kernels.hpp"
 #include "protocol/result.hpp"
 
 namespace starling::model {
@@ -29,6 +30,13 @@ public:
     // One update with the given learning rate (the schedule's value for this step).
     void step(std::span<float> params, std::span<const float> grads, float learning_rate);
 
+    // The same update in pieces, for steps fused into the backward pass: begin_step once, then
+    // every parameter exactly once, either through apply() on a slice or through fused() handed
+    // to a weight-gradient GEMM.
+    void begin_step(float learning_rate);
+    void apply(std::span<float> params, std::span<const float> grads, std::size_t offset);
+    kernels::FusedUpdate fused(std::span<float> params, std::size_t offset);
+
     const OptimizerConfig& config() const noexcept { return config_; }
     std::uint64_t steps() const noexcept { return steps_; }
     // SGD: {velocity}; Adam: {first moment, second moment}. Each the size of the parameters.
@@ -40,6 +48,8 @@ public:
 private:
     OptimizerConfig config_;
     std::uint64_t steps_ = 0;
+    kernels::SgdStep sgd_step_{};
+    kernels::AdamStep adam_step_{};
     std::vector<std::vector<float>> state_;
 };
 

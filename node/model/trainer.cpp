@@ -114,8 +114,8 @@ BatchStats Trainer::step(const data::Dataset& ds, std::span<const std::uint32_t>
     ds.gather(rows, workspace_.activation(0));
     labels_.resize(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i) labels_[i] = ds.labels[rows[i]];
-    const BatchStats stats = forward_backward(model_, workspace_, n, labels_.data());
-    optimizer_.step(model_.parameters(), workspace_.gradients(), current_learning_rate());
+    const BatchStats stats = train_step(model_, workspace_, n, labels_.data(), optimizer_,
+                                        current_learning_rate());
     samples_seen_ += rows.size();
     return stats;
 }

@@ -149,3 +149,42 @@ TEST_CASE("levels parse, print and can be forced down") {
     CHECK(active().level == best);
     CHECK(kernels_for(Level::sse2) != nullptr);
 }
+
+TEST_CASE("a fused optimizer update equals computing the gradient, then stepping") {
+    std::mt19937 rng(31);
+    for (const KernelSet* ks : runnable_sets()) {
+        for (auto kind : {FusedUpdate::Kind::sgd, FusedUpdate::Kind::adam}) {
+            // K = 300 > one 256-deep slice, so partial sums pass through C on the way.
+            for (int k : {7, 64, 300}) {
+                const int m = 29, n = 37;
+                const auto a = random_floats(static_cast<std::size_t>(k) * m, rng);  // Aᵀ stored
+                const auto b = random_floats(static_cast<std::size_t>(k) * n, rng);
+                const std::size_t size = static_cast<std::size_t>(m) * n;
+                auto w = random_floats(size, rng), s1 = random_floats(size, rng);
+                auto s2 = random_floats(size, rng);
+                for (auto& x : s2) x = x * x;  // a second moment is never negative
+                auto w_ref = w, s1_ref = s1, s2_ref = s2;
+                std::vector<float> c(size), c_ref(size);
+
+                FusedUpdate u{kind, w.data(), s1.data(), s2.data(), {0.05f, 0.9f, 1e-3f},
+                              {1e-2f, 0.9f, 0.999f, 1e-8f, 1e-3f, 0.19f, 0.002f}};
+                FusedUpdate u_ref = u;
+                u_ref.w = w_ref.data(), u_ref.s1 = s1_ref.data(), u_ref.s2 = s2_ref.data();
+                GemmCall call{Trans::yes, Trans::no, m, n, k, a.data(), m, b.data(), n,
+                              c.data(), n};
+                call.update = &u;
+                ks->gemm(call);
+                call.c = c_ref.data();
+                call.update = &u_ref;
+                reference::gemm(call);
+                INFO("level=" << to_string(ks->level) << " k=" << k);
+                for (std::size_t i = 0; i < size; ++i) {
+                    REQUIRE(w[i] == doctest::Approx(w_ref[i]).epsilon(1e-4).scale(1.0));
+                    REQUIRE(s1[i] == doctest::Approx(s1_ref[i]).epsilon(1e-4).scale(1.0));
+                    if (kind == FusedUpdate::Kind::adam)
+                        REQUIRE(s2[i] == doctest::Approx(s2_ref[i]).epsilon(1e-4).scale(1e-2));
+                }
+            }
+        }
+    }
+}

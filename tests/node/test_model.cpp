@@ -153,3 +153,37 @@ TEST_CASE("optimizers step, refuse mismatched state, and training lowers the los
         CHECK(opt.steps() == 200);
     }
 }
+
+TEST_CASE("the fused training step equals backward followed by an optimizer step") {
+    for (auto kind : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam}) {
+        OptimizerConfig cfg;
+        cfg.kind = kind;
+        cfg.learning_rate = 0.01f;
+        cfg.weight_decay = 1e-3f;
+        Mlp fused({30, 20, 12, 5}), plain({30, 20, 12, 5});
+        fused.init_he(8);
+        plain.init_he(8);
+        Optimizer opt_fused(cfg, fused.parameters().size());
+        Optimizer opt_plain(cfg, plain.parameters().size());
+        Rng rng(9);
+        const int batch = 13;
+        std::vector<float> x(static_cast<std::size_t>(batch) * 30);
+        std::vector<std::uint8_t> y(batch);
+        Workspace ws_fused(fused, batch), ws_plain(plain, batch);
+        for (int it = 0; it < 5; ++it) {
+            for (auto& v : x) v = static_cast<float>(rng.normal());
+            for (auto& l : y) l = static_cast<std::uint8_t>(rng.below(5));
+            std::copy(x.begin(), x.end(), ws_fused.activation(0));
+            std::copy(x.begin(), x.end(), ws_plain.activation(0));
+            const auto a = train_step(fused, ws_fused, batch, y.data(), opt_fused, 0.01f);
+            const auto b = forward_backward(plain, ws_plain, batch, y.data());
+            opt_plain.step(plain.parameters(), ws_plain.gradients(), 0.01f);
+            CHECK(a.loss_sum == doctest::Approx(b.loss_sum).epsilon(1e-4));
+        }
+        CAPTURE(to_string(kind));
+        for (std::size_t i = 0; i < fused.parameters().size(); ++i)
+            REQUIRE(fused.parameters()[i] ==
+                    doctest::Approx(plain.parameters()[i]).epsilon(1e-4).scale(1e-2));
+        CHECK(opt_fused.steps() == 5);
+    }
+}
