@@ -15,7 +15,7 @@ packages=(
   qemu-user
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(python3-torch python3-numpy)
+  packages+=(python3-torch python3-numpy libopenblas0-pthread linux-perf)
 fi
 
 export DEBIAN_FRONTEND=noninteractive

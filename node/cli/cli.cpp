@@ -20,11 +20,6 @@ int report(const Error& error) {
     }
 }
 
-int& exit_code() {
-    static int code = kExitOk;
-    return code;
-}
-
 bool stdout_is_terminal() { return isatty(STDOUT_FILENO) == 1; }
 
 }  // namespace starling::cli

@@ -1,8 +1,6 @@
 #pragma once
 // Shared conventions of the `starling` subcommands: exit codes and how errors are reported.
 
-#include <CLI/CLI.hpp>
-
 #include <string>
 
 #include "protocol/result.hpp"
@@ -18,9 +16,6 @@ enum Exit : int {
 
 // Prints "starling: error: <message>" to stderr; returns the exit code for the error's kind.
 int report(const Error& error);
-
-// Where a subcommand's callback leaves its exit code for main() to return.
-int& exit_code();
 
 // True when standard output is a terminal (progress redraws in place; plain lines otherwise).
 bool stdout_is_terminal();

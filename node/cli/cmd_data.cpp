@@ -1,9 +1,8 @@
 // `starling data split`: one dataset dealt out to N simulated nodes, one directory each, in the
 // same layout load_dir reads, so every node process loads its shard like a real device would.
 
-#include "node/cli/cmd_data.hpp"
+#include "node/cli/commands.hpp"
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -24,16 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using data::Dataset;
 
-constexpr long long kMaxNodes = 4096;
 constexpr std::size_t kMinNodeDigits = 3;
-
-struct DataSplitOptions {
-    std::string source;
-    std::string out;
-    std::string scheme = "iid";
-    long long nodes = 0;
-    std::uint64_t seed = 1;
-};
 
 // node-007 for 10 nodes, node-0042 for 1000 or more: names sort in node order.
 std::string node_dir_name(std::uint32_t node, std::uint32_t nodes) {
@@ -65,10 +55,12 @@ Status write_shards(const Dataset& train, const std::vector<std::vector<std::uin
     return Ok{};
 }
 
-int run_data_split(const DataSplitOptions& opts) {
-    if (opts.nodes < 1 || opts.nodes > kMaxNodes)
+}  // namespace
+
+int run_data_split(const DataSplitArgs& opts) {
+    if (opts.nodes < 1 || opts.nodes > kMaxSplitNodes)
         return report(make_error(ErrorCode::invalid_argument,
-                                 "--nodes must be in 1.." + std::to_string(kMaxNodes) + ", got " +
+                                 "--nodes must be in 1.." + std::to_string(kMaxSplitNodes) + ", got " +
                                      std::to_string(opts.nodes)));
     const Result<data::SplitScheme> scheme = data::parse_split_scheme(opts.scheme);
     if (!scheme) return report(scheme.error());
@@ -96,27 +88,6 @@ int run_data_split(const DataSplitOptions& opts) {
     else
         std::cout << "no test split in " << opts.source << '\n';
     return kExitOk;
-}
-
-}  // namespace
-
-void add_data_commands(CLI::App& app) {
-    CLI::App* data = app.add_subcommand("data", "Prepare local datasets");
-    data->require_subcommand(1);
-    CLI::App* split = data->add_subcommand(
-        "split",
-        "Deal a dataset's train split out to N node directories (and copy its test split)");
-    auto opts = std::make_shared<DataSplitOptions>();
-    split->add_option("--source", opts->source, "Directory with the dataset (IDX or CSV names)")
-        ->required();
-    split->add_option("--nodes", opts->nodes, "Number of nodes, 1..4096")->required();
-    split->add_option("--scheme", opts->scheme, "iid, classes:K or dirichlet:ALPHA")
-        ->capture_default_str();
-    split->add_option("--seed", opts->seed, "The same seed gives the same shards on every platform")
-        ->capture_default_str();
-    split->add_option("--out", opts->out, "Directory to write node-NNN/ and test/ into")
-        ->required();
-    split->callback([opts] { exit_code() = run_data_split(*opts); });
 }
 
 }  // namespace starling::cli

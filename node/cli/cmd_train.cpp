@@ -1,4 +1,4 @@
-#include "node/cli/cmd_train.hpp"
+#include "node/cli/commands.hpp"
 
 #include <cinttypes>
 #include <cstdio>
@@ -19,32 +19,6 @@ namespace starling::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int kMaxBatch = 4096;
-
-struct TrainArgs {
-    std::string data;
-    std::string test;
-    std::string model = "mlp";
-    std::uint32_t epochs = 20;
-    int batch = 64;
-    std::string optimizer = "sgd";
-    std::optional<float> learning_rate;
-    float momentum = 0.9f;
-    float weight_decay = 0.0f;
-    std::string schedule = "constant";
-    std::uint64_t seed = 1;
-    std::string out = "starling-model.ckpt";
-    std::string resume;
-    std::string simd;
-};
-
-struct EvalArgs {
-    std::string model;
-    std::string data;
-    std::string split = "auto";
-    bool confusion = false;
-};
 
 // Forces a kernel level when asked; an unknown or unsupported level is a usage error.
 Status apply_simd(const std::string& name) {
@@ -85,6 +59,8 @@ void print_progress(const model::Progress& p, std::uint32_t epochs, bool tty) {
                 p.loss, 100.0 * p.accuracy, p.samples_per_second);
     std::fflush(stdout);
 }
+
+}  // namespace
 
 int run_train(const TrainArgs& a) {
     if (Status s = apply_simd(a.simd); !s) return report(s.error());
@@ -218,53 +194,6 @@ int run_info() {
                 std::string(kernels::to_string(kernels::active().level)).c_str(),
                 std::string(kernels::to_string(kernels::detected_level())).c_str());
     return kExitOk;
-}
-
-}  // namespace
-
-void add_train_commands(CLI::App& app) {
-    auto train_args = std::make_shared<TrainArgs>();
-    CLI::App* train = app.add_subcommand("train", "Train a model on this device's local data");
-    train->add_option("--data", train_args->data, "Directory with train-*-ubyte[.gz] or train.csv")
-        ->required();
-    train->add_option("--test", train_args->test,
-                      "Directory with the test split (default: the data directory's own)");
-    train->add_option("--model", train_args->model, "softmax, mlp, or widths like 784-256-10")
-        ->capture_default_str();
-    train->add_option("--epochs", train_args->epochs, "Local epochs")
-        ->check(CLI::Range(1u, 100000u))->capture_default_str();
-    train->add_option("--batch", train_args->batch, "Mini-batch size")
-        ->check(CLI::Range(1, kMaxBatch))->capture_default_str();
-    train->add_option("--optimizer", train_args->optimizer, "sgd or adam")->capture_default_str();
-    train->add_option("--lr", train_args->learning_rate,
-                      "Learning rate (default 0.05 for sgd, 0.001 for adam)")
-        ->check(CLI::PositiveNumber);
-    train->add_option("--momentum", train_args->momentum, "SGD momentum")
-        ->check(CLI::Range(0.0f, 0.999f))->capture_default_str();
-    train->add_option("--weight-decay", train_args->weight_decay, "L2 weight decay")
-        ->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
-    train->add_option("--schedule", train_args->schedule, "Learning rate: constant or cosine")
-        ->capture_default_str();
-    train->add_option("--seed", train_args->seed, "Seed for initialisation and shuffling")
-        ->capture_default_str();
-    train->add_option("--out", train_args->out, "Checkpoint written after every epoch")
-        ->capture_default_str();
-    train->add_option("--resume", train_args->resume, "Continue from this checkpoint");
-    train->add_option("--simd", train_args->simd,
-                      "Force a lower kernel level: sse2, sse4.2, avx2, avx512 (also STARLING_SIMD)");
-    train->callback([train_args] { exit_code() = run_train(*train_args); });
-
-    auto eval_args = std::make_shared<EvalArgs>();
-    CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on a data directory");
-    eval->add_option("--model", eval_args->model, "Checkpoint file")->required();
-    eval->add_option("--data", eval_args->data, "Data directory")->required();
-    eval->add_option("--split", eval_args->split, "auto (test if present), train or test")
-        ->capture_default_str();
-    eval->add_flag("--confusion", eval_args->confusion, "Print the confusion matrix");
-    eval->callback([eval_args] { exit_code() = run_eval(*eval_args); });
-
-    CLI::App* info = app.add_subcommand("info", "Version, CPU features and the kernels in use");
-    info->callback([] { exit_code() = run_info(); });
 }
 
 }  // namespace starling::cli

@@ -21,7 +21,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build_dir=${1:-build/release}
 case $build_dir in /*) ;; *) build_dir=$repo/$build_dir ;; esac
-bench=$build_dir/tools/bench/bench_gemm
+bench=$build_dir/bin/bench_gemm
+bench_train=$build_dir/bin/bench_train
 python=/usr/bin/python3
 seconds=${BENCH_SECONDS:-0.3}
 torch_seconds=${TORCH_SECONDS:-2}
@@ -39,6 +40,9 @@ echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git -C "$repo" rev-parse --short 
 echo
 echo "== Starling kernels: $bench"
 "$bench" --seconds "$seconds"
+echo
+echo "== Starling MLP 784-256-128-10 training speed (1 thread, data in memory as uint8)"
+"$bench_train" --seconds "$torch_seconds"
 echo
 echo "== OpenBLAS sgemm via numpy (1 thread)"
 yardstick "$repo/tools/bench/openblas_sgemm.py" --seconds "$seconds"

@@ -24,6 +24,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 import argparse  # noqa: E402
 import gzip  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -151,6 +152,11 @@ def accuracy(args):
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(args.seed)
     batch = args.batch[0]
+    # Cosine: the same per-step curve as `starling train --schedule cosine`, driven by the
+    # fraction of all training samples seen so far.
+    total_samples = args.epochs * len(x_train)
+    base_lrs = [group["lr"] for group in opt.param_groups]
+    seen = 0
     epochs = []
     if not args.json:
         print(f"torch_mlp accuracy: torch {torch.__version__}, {args.optimizer} "
@@ -163,7 +169,12 @@ def accuracy(args):
         loss_sum, n = 0.0, 0
         for i in range(0, len(perm), batch):  # last partial batch included
             idx = perm[i:i + batch]
+            if args.schedule == "cosine":
+                factor = 0.5 * (1.0 + math.cos(math.pi * min(1.0, seen / total_samples)))
+                for group, base in zip(opt.param_groups, base_lrs):
+                    group["lr"] = base * factor
             loss = train_step(model, opt, loss_fn, x_train[idx], y_train[idx])
+            seen += len(idx)
             loss_sum += loss.item() * len(idx)
             n += len(idx)
         model.eval()
@@ -191,6 +202,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=EPOCHS, help="accuracy: epochs")
     ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                    help="accuracy: learning-rate schedule")
     ap.add_argument("--data-dir", default=DATA_DIR)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

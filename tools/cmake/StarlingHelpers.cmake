@@ -39,7 +39,12 @@ endfunction()
 # starling_test(NAME SOURCES... [DEPS ...]) — a doctest suite registered with CTest.
 function(starling_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
-  add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp)
+  # doctest's main() is compiled once and shared: it is the slowest file of every suite.
+  if(NOT TARGET starling_doctest_main)
+    add_library(starling_doctest_main OBJECT ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp)
+    target_link_libraries(starling_doctest_main PRIVATE starling_options doctest::doctest)
+  endif()
+  add_executable(${name} ${ARG_SOURCES} $<TARGET_OBJECTS:starling_doctest_main>)
   target_link_libraries(${name} PRIVATE starling_options doctest::doctest ${ARG_DEPS})
   target_compile_definitions(${name} PRIVATE
     STARLING_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
