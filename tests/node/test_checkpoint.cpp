@@ -130,7 +130,7 @@ TEST_CASE("a truncated file is refused as truncated") {
     const auto file = dir / "model.ckpt";
     REQUIRE(save_checkpoint(file, small_checkpoint("adam")).ok());
     auto bytes = read_raw(file);
-    bytes.resize(bytes.size() - 5);
+    bytes.erase(bytes.end() - 5, bytes.end());  // resize(size - 5) trips GCC 12 -Warray-bounds
     write_raw(file, bytes);
     check_refused(load_checkpoint(file), ErrorCode::truncated, file.string());
 }
