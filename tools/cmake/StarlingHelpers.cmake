@@ -49,6 +49,10 @@ function(starling_test name)
   target_link_libraries(${name} PRIVATE starling_options doctest::doctest ${ARG_DEPS})
   target_compile_definitions(${name} PRIVATE
     STARLING_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
+  if(STARLING_STATIC)
+    # Static like the product, so a suite can be copied to another machine and run there.
+    target_link_options(${name} PRIVATE -static)
+  endif()
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)
 endfunction()
