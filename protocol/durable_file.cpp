@@ -63,29 +63,12 @@ class TempFileGuard {
     bool armed_ = true;
 };
 
-struct TempFile {
-    fs::path path;
-    FileDescriptor fd;
-};
-
 // A hidden sibling of `file` whose name no other process or thread of this one will pick.
 fs::path sibling_name(const fs::path& file, std::string_view tag) {
     static std::atomic<unsigned> counter{0};
     const std::string name = "." + file.filename().string() + "." + std::string(tag) + "-" +
                              std::to_string(::getpid()) + "-" + std::to_string(counter++);
     return file.parent_path() / name;
-}
-
-Result<TempFile> create_temp_file(const fs::path& file, std::uint32_t mode) {
-    for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
-        fs::path path = sibling_name(file, "tmp");
-        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                              static_cast<mode_t>(mode));
-        if (fd >= 0) return TempFile{std::move(path), FileDescriptor(fd)};
-        if (errno != EEXIST && errno != EINTR)
-            return os_error("cannot create a temp file for", file, errno);
-    }
-    return os_error("cannot find a free temp file name for", file, EEXIST);
 }
 
 Status write_all(int fd, std::span<const std::uint8_t> bytes, const fs::path& path) {
@@ -102,19 +85,6 @@ Status write_all(int fd, std::span<const std::uint8_t> bytes, const fs::path& pa
 Status sync(int fd, const fs::path& path) {
     while (::fsync(fd) != 0) {
         if (errno != EINTR) return os_error("cannot fsync", path, errno);
-    }
-    return Ok{};
-}
-
-// Makes the renames durable. Filesystems that cannot fsync a directory (EINVAL) order metadata
-// themselves or not at all; neither is a reason to fail the write.
-Status sync_directory(const fs::path& dir) {
-    const int raw = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (raw < 0) return os_error("cannot open directory", dir, errno);
-    FileDescriptor fd(raw);
-    while (::fsync(fd.get()) != 0) {
-        if (errno == EINVAL) return Ok{};
-        if (errno != EINTR) return os_error("cannot fsync directory", dir, errno);
     }
     return Ok{};
 }
@@ -177,6 +147,69 @@ Result<std::size_t> read_up_to(int fd, std::span<std::uint8_t> buffer, const fs:
 
 }  // namespace
 
+// Filesystems that cannot fsync a directory (EINVAL) order metadata themselves or not at all;
+// neither is a reason to fail the write.
+Status sync_directory(const fs::path& dir) {
+    const int raw = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (raw < 0) return os_error("cannot open directory", dir, errno);
+    FileDescriptor fd(raw);
+    while (::fsync(fd.get()) != 0) {
+        if (errno == EINVAL) return Ok{};
+        if (errno != EINTR) return os_error("cannot fsync directory", dir, errno);
+    }
+    return Ok{};
+}
+
+Result<StagedFile> StagedFile::create(const fs::path& file, DurableOptions opts) {
+    for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
+        fs::path temp = sibling_name(file, "tmp");
+        const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                              static_cast<mode_t>(opts.mode));
+        if (fd >= 0) return StagedFile(file, std::move(temp), fd, opts);
+        if (errno != EEXIST && errno != EINTR)
+            return os_error("cannot create a temp file for", file, errno);
+    }
+    return os_error("cannot find a free temp file name for", file, EEXIST);
+}
+
+StagedFile::StagedFile(fs::path file, fs::path temp, int fd, DurableOptions opts)
+    : file_(std::move(file)), temp_(std::move(temp)), fd_(fd), opts_(opts) {}
+
+StagedFile::StagedFile(StagedFile&& other) noexcept
+    : file_(std::move(other.file_)),
+      temp_(std::move(other.temp_)),
+      fd_(std::exchange(other.fd_, -1)),
+      opts_(other.opts_),
+      published_(std::exchange(other.published_, true)) {}
+
+StagedFile::~StagedFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!published_) ::unlink(temp_.c_str());
+}
+
+Status StagedFile::write(std::span<const std::uint8_t> bytes) {
+    return write_all(fd_, bytes, temp_);
+}
+
+Status StagedFile::seal() {
+    if (auto s = sync(fd_, temp_); !s) return s;
+    if (::close(std::exchange(fd_, -1)) != 0) return os_error("cannot close", temp_, errno);
+    return Ok{};
+}
+
+Status StagedFile::publish() {
+    auto previous =
+        opts_.keep_previous ? preserve_previous(file_) : Result<Previous>(Previous::none);
+    if (!previous) return previous.error();
+    if (auto s = rename_file(temp_, file_); !s) {
+        if (*previous == Previous::moved)
+            (void)::rename(previous_copy_path(file_).c_str(), file_.c_str());
+        return s;
+    }
+    published_ = true;
+    return Ok{};
+}
+
 fs::path previous_copy_path(const fs::path& file) {
     fs::path prev = file;
     prev += ".prev";
@@ -185,24 +218,12 @@ fs::path previous_copy_path(const fs::path& file) {
 
 Status write_file_durably(const fs::path& file, std::span<const std::uint8_t> bytes,
                           DurableOptions opts) {
-    auto temp = create_temp_file(file, opts.mode);
-    if (!temp) return temp.error();
-    TempFileGuard guard(temp->path);
-
-    if (auto s = write_all(temp->fd.get(), bytes, temp->path); !s) return s;
-    if (auto s = sync(temp->fd.get(), temp->path); !s) return s;
-    if (temp->fd.close() != 0) return os_error("cannot close", temp->path, errno);
-    auto previous = opts.keep_previous ? preserve_previous(file) : Result<Previous>(Previous::none);
-    if (!previous) return previous.error();
-    if (auto s = rename_file(temp->path, file); !s) {
-        if (*previous == Previous::moved)
-            (void)::rename(previous_copy_path(file).c_str(), file.c_str());
-        return s;
-    }
-    guard.disarm();
-
-    const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
-    return sync_directory(dir);
+    auto staged = StagedFile::create(file, opts);
+    if (!staged) return staged.error();
+    if (auto s = staged->write(bytes); !s) return s;
+    if (auto s = staged->seal(); !s) return s;
+    if (auto s = staged->publish(); !s) return s;
+    return sync_directory(file.parent_path().empty() ? fs::path(".") : file.parent_path());
 }
 
 Result<std::vector<std::uint8_t>> read_file_bounded(const fs::path& file, std::size_t max_bytes) {

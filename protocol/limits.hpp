@@ -35,4 +35,16 @@ inline constexpr std::uint32_t kFlatbuffersMaxDepth = 32;
 // checkpoint (root, parameters and at most two state tensors) needs a handful.
 inline constexpr std::uint32_t kFlatbuffersMaxTables = 1000;
 
+// One sealed datagram (beacon, membership, control), header and MAC included: memberlist's UDP
+// size, under a 1,500-byte Ethernet MTU after IPv6 and UDP headers. Checked before parsing.
+inline constexpr std::size_t kMaxDatagramBytes = 1400;
+
+// Replay windows held at once, one per (sender, key epoch), each ~1 KiB: 100 devices across two
+// or three overlapping epochs, with headroom. Created only after a datagram authenticated.
+inline constexpr std::size_t kMaxReplayWindows = 512;
+
+// Pairwise datagram keys cached, one entry per (peer, key epoch): same sizing as the replay
+// windows. A miss costs one X25519 (~30 µs); eviction only costs a recomputation.
+inline constexpr std::size_t kMaxPairwiseKeyEntries = 512;
+
 }  // namespace starling::limits

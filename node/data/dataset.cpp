@@ -2,23 +2,18 @@
 
 #include "node/data/dataset.hpp"
 
-#include <fcntl.h>
-#include <sys/types.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cassert>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 
 #include "node/data/formats.hpp"
 #include "node/kernels/kernels.hpp"
+#include "protocol/durable_file.hpp"
 
 namespace starling::data {
 namespace fs = std::filesystem;
@@ -36,11 +31,6 @@ SplitNames names_for(Split split) {
     return {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "test.csv"};
 }
 
-Error os_error(const fs::path& path, std::string_view action) {
-    return make_error(ErrorCode::io, path.string() + ": " + std::string(action) +
-                                         " failed: " + std::strerror(errno));
-}
-
 // The plain file if present, else its .gz sibling, else nothing.
 std::optional<fs::path> find_idx(const fs::path& dir, const char* name) {
     std::error_code ec;
@@ -49,67 +39,19 @@ std::optional<fs::path> find_idx(const fs::path& dir, const char* name) {
     return std::nullopt;
 }
 
-Status write_all(int fd, const fs::path& path, std::span<const std::uint8_t> bytes) {
-    while (!bytes.empty()) {
-        const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return os_error(path, "write");
-        bytes = bytes.subspan(static_cast<std::size_t>(n));
-    }
-    return Ok{};
+// Writes a staged file's content through the format writers' byte sink, then makes it durable
+// under its temp name; publishing is left to the caller.
+template <class Encode>
+Result<StagedFile> stage(const fs::path& target, const Encode& encode) {
+    auto staged = StagedFile::create(target);
+    if (!staged) return staged.error();
+    const detail::ByteSink sink = [&](std::span<const std::uint8_t> bytes) {
+        return staged->write(bytes);
+    };
+    if (Status st = encode(sink); !st) return st.error();
+    if (Status st = staged->seal(); !st) return st.error();
+    return staged;
 }
-
-Status sync_directory(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return os_error(dir, "open");
-    const bool synced = ::fsync(fd) == 0;
-    Status st = synced ? Status(Ok{}) : os_error(dir, "fsync");
-    ::close(fd);
-    return st;
-}
-
-// A file written beside its target and renamed over it only once its bytes are on disk, so a
-// crash leaves the old file or the new one, never a torn one. Private until the shared durable
-// file helper in protocol/ lands.
-class StagedFile {
-  public:
-    explicit StagedFile(fs::path target)
-        : target_(std::move(target)),
-          temp_(target_.parent_path() /
-                ("." + target_.filename().string() + ".tmp-" + std::to_string(::getpid()))) {}
-    StagedFile(const StagedFile&) = delete;
-    StagedFile& operator=(const StagedFile&) = delete;
-    ~StagedFile() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!published_) ::unlink(temp_.c_str());
-    }
-
-    template <class Encode>
-    Status write(const Encode& encode) {
-        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) return os_error(temp_, "create");
-        const detail::ByteSink sink = [this](std::span<const std::uint8_t> bytes) {
-            return write_all(fd_, temp_, bytes);
-        };
-        if (Status st = encode(sink); !st) return st;
-        if (::fsync(fd_) != 0) return os_error(temp_, "fsync");
-        const int fd = std::exchange(fd_, -1);
-        if (::close(fd) != 0) return os_error(temp_, "close");
-        return Ok{};
-    }
-
-    Status publish() {
-        if (::rename(temp_.c_str(), target_.c_str()) != 0) return os_error(target_, "rename");
-        published_ = true;
-        return Ok{};
-    }
-
-  private:
-    fs::path target_;
-    fs::path temp_;
-    int fd_ = -1;
-    bool published_ = false;
-};
 
 Status check_shape(const Dataset& ds) {
     const std::size_t values = ds.size() * ds.features;
@@ -125,21 +67,21 @@ Status check_shape(const Dataset& ds) {
 }
 
 Status save_idx(const Dataset& ds, const fs::path& dir, const SplitNames& names) {
-    StagedFile images(dir / names.images);
-    StagedFile labels(dir / names.labels);
-    Status st = images.write([&](const auto& out) { return detail::write_idx_images(ds, out); });
-    if (st) st = labels.write([&](const auto& out) { return detail::write_idx_labels(ds, out); });
+    auto images = stage(dir / names.images,
+                        [&](const auto& out) { return detail::write_idx_images(ds, out); });
+    if (!images) return images.error();
+    auto labels = stage(dir / names.labels,
+                        [&](const auto& out) { return detail::write_idx_labels(ds, out); });
+    if (!labels) return labels.error();
     // Both files are durable before either is renamed: a crash can fall only between renames.
-    if (st) st = images.publish();
-    if (st) st = labels.publish();
-    return st;
+    if (Status st = images->publish(); !st) return st;
+    return labels->publish();
 }
 
 Status save_csv(const Dataset& ds, const fs::path& dir, const SplitNames& names) {
-    StagedFile csv(dir / names.csv);
-    Status st = csv.write([&](const auto& out) { return detail::write_csv(ds, out); });
-    if (st) st = csv.publish();
-    return st;
+    auto csv = stage(dir / names.csv, [&](const auto& out) { return detail::write_csv(ds, out); });
+    if (!csv) return csv.error();
+    return csv->publish();
 }
 
 }  // namespace

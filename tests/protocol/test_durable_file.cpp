@@ -180,3 +180,29 @@ TEST_CASE("bounded reads: missing, over the limit, at the limit, not a file") {
     REQUIRE_FALSE(directory.ok());
     CHECK(directory.error().code == ErrorCode::io);
 }
+
+TEST_CASE("a staged file replaces nothing until published, and vanishes if never published") {
+    TempDir dir("durable");
+    const auto file = dir / "shard.idx";
+    write_raw(file, bytes_of("old"));
+    {
+        auto staged = StagedFile::create(file);
+        REQUIRE(staged.ok());
+        REQUIRE(staged->write(bytes_of("new ")).ok());
+        REQUIRE(staged->write(bytes_of("bytes")).ok());
+        REQUIRE(staged->seal().ok());
+        CHECK(read_raw(file) == bytes_of("old"));  // sealed, not yet published
+        CHECK(dir.entries().size() == 2);
+    }
+    CHECK(read_raw(file) == bytes_of("old"));
+    CHECK(dir.entries() == std::vector<std::string>{"shard.idx"});
+
+    auto staged = StagedFile::create(file);
+    REQUIRE(staged.ok());
+    REQUIRE(staged->write(bytes_of("new bytes")).ok());
+    REQUIRE(staged->seal().ok());
+    REQUIRE(staged->publish().ok());
+    REQUIRE(sync_directory(dir.path()).ok());
+    CHECK(read_raw(file) == bytes_of("new bytes"));
+    CHECK(dir.entries() == std::vector<std::string>{"shard.idx"});
+}
