@@ -66,8 +66,7 @@ Trainer::Trainer(Mlp& model, TrainOptions options)
     : model_(model),
       options_(options),
       optimizer_(options.optimizer, model.parameters().size()),
-      workspace_(model, options.batch),
-      rng_(options.seed) {}
+      workspace_(model, options.batch) {}
 
 Status Trainer::restore(const Checkpoint& cp) {
     if (!std::equal(cp.widths.begin(), cp.widths.end(), model_.widths().begin(),
@@ -82,9 +81,6 @@ Status Trainer::restore(const Checkpoint& cp) {
     std::copy(cp.parameters.begin(), cp.parameters.end(), model_.parameters().begin());
     epoch_ = cp.epoch;
     samples_seen_ = cp.samples_seen;
-    // A resumed run continues the same random stream as if it had never stopped at an epoch
-    // boundary: reseed from (seed, epoch).
-    rng_ = Rng(options_.seed ^ (0x9E3779B97F4A7C15ull * (epoch_ + 1)));
     return Ok{};
 }
 
@@ -124,7 +120,10 @@ Progress Trainer::train_epoch(const data::Dataset& ds, const ProgressFn& progres
     epoch_examples_ = ds.size();
     order_.resize(ds.size());
     std::iota(order_.begin(), order_.end(), 0u);
-    rng_.shuffle(std::span<std::uint32_t>(order_));
+    // Each epoch's order depends only on (seed, epoch), so a run resumed from a checkpoint
+    // replays exactly what the uninterrupted run would have done.
+    Rng rng(options_.seed ^ (0x9E3779B97F4A7C15ull * (epoch_ + 1)));
+    rng.shuffle(std::span<std::uint32_t>(order_));
 
     Progress p{epoch_ + 1, 0, ds.size(), 0.0, 0.0, 0.0};
     const double start = monotonic_seconds();

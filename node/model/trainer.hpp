@@ -73,7 +73,6 @@ private:
     TrainOptions options_;
     Optimizer optimizer_;
     Workspace workspace_;
-    Rng rng_;
     std::uint32_t epoch_ = 0;
     std::uint64_t samples_seen_ = 0;
     std::size_t epoch_examples_ = 0;  // size of the dataset being trained on, for the schedule

@@ -8,6 +8,7 @@
 #include "node/model/mlp.hpp"
 #include "node/model/optimizer.hpp"
 #include "node/model/rng.hpp"
+#include "node/model/trainer.hpp"
 
 using namespace starling;
 using namespace starling::model;
@@ -186,4 +187,68 @@ TEST_CASE("the fused training step equals backward followed by an optimizer step
                     doctest::Approx(plain.parameters()[i]).epsilon(1e-4).scale(1e-2));
         CHECK(opt_fused.steps() == 5);
     }
+}
+
+TEST_CASE("a run resumed from a checkpoint continues exactly as the uninterrupted run") {
+    // A small synthetic dataset stored as bytes, like IDX images.
+    data::Dataset ds;
+    ds.features = 12;
+    Rng rng(17);
+    for (int i = 0; i < 300; ++i) {
+        std::uint8_t best = 0, top = 0;
+        for (std::uint32_t j = 0; j < ds.features; ++j) {
+            const auto v = static_cast<std::uint8_t>(rng.below(256));
+            ds.bytes.push_back(v);
+            if (j < 4 && v > top) top = v, best = static_cast<std::uint8_t>(j);
+        }
+        ds.labels.push_back(best);
+    }
+    ds.classes = 4;
+
+    for (auto kind : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam}) {
+        TrainOptions opts;
+        opts.batch = 16;
+        opts.epochs = 3;
+        opts.seed = 5;
+        opts.schedule = Schedule::cosine;
+        opts.optimizer.kind = kind;
+        opts.optimizer.learning_rate = kind == OptimizerConfig::Kind::sgd ? 0.05f : 1e-3f;
+
+        Mlp straight({12, 16, 4});
+        straight.init_he(opts.seed);
+        Trainer a(straight, opts);
+        for (int e = 0; e < 3; ++e) a.train_epoch(ds, {});
+
+        Mlp first({12, 16, 4});
+        first.init_he(opts.seed);
+        Trainer b(first, opts);
+        b.train_epoch(ds, {});
+        const Checkpoint cp = b.checkpoint();
+
+        Mlp resumed({12, 16, 4});
+        resumed.init_he(999);  // overwritten by the checkpoint
+        Trainer c(resumed, opts);
+        REQUIRE(c.restore(cp).ok());
+        CHECK(c.epochs_done() == 1);
+        c.train_epoch(ds, {});
+        c.train_epoch(ds, {});
+
+        CAPTURE(to_string(kind));
+        CHECK(c.samples_seen() == a.samples_seen());
+        CHECK(std::equal(straight.parameters().begin(), straight.parameters().end(),
+                         resumed.parameters().begin()));
+    }
+}
+
+TEST_CASE("a checkpoint from another architecture or optimizer is refused") {
+    Mlp m({6, 3});
+    m.init_he(1);
+    TrainOptions opts;
+    Trainer t(m, opts);
+    Checkpoint cp = t.checkpoint();
+    cp.widths = {6, 4};
+    CHECK_FALSE(t.restore(cp).ok());
+    cp = t.checkpoint();
+    cp.optimizer = "adam";
+    CHECK_FALSE(t.restore(cp).ok());
 }
