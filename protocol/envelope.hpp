@@ -30,6 +30,10 @@ struct FourCC {
 
 // Every kind Starling stores, listed here so two never collide.
 inline constexpr FourCC kCheckpointKind{"CKPT"};  // node/model/checkpoint.hpp
+inline constexpr FourCC kClusterSecretsKind{"CLUS"};    // crypto/cluster.hpp (mode 0600)
+inline constexpr FourCC kEnrollmentBundleKind{"BNDL"};  // crypto/cluster.hpp (mode 0600)
+inline constexpr FourCC kRevocationKind{"RVOK"};        // crypto/cluster.hpp
+inline constexpr FourCC kKeyAnnouncementKind{"KANN"};   // crypto/cluster.hpp (mode 0600)
 
 inline constexpr std::size_t kEnvelopeHeaderBytes = 56;
 inline constexpr std::size_t kEnvelopeChecksumBytes = 32;

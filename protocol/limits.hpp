@@ -47,4 +47,31 @@ inline constexpr std::size_t kMaxReplayWindows = 512;
 // windows. A miss costs one X25519 (~30 µs); eviction only costs a recomputation.
 inline constexpr std::size_t kMaxPairwiseKeyEntries = 512;
 
+// ---- Trust records (crypto/certificate.hpp, crypto/keyring.hpp, crypto/cluster.hpp). ----
+
+// Bytes of a device or cluster name: short enough for a u8 length prefix and a file name.
+inline constexpr std::size_t kMaxNameBytes = 63;
+
+// One encoded certificate (~330 bytes: ids, two keys, a signature, a name of <= 63 bytes, the
+// FlatBuffer's offsets), revocation (~200) or key-epoch announcement (~200); checked first.
+inline constexpr std::size_t kMaxCertificateBytes = 1024;
+inline constexpr std::size_t kMaxRevocationBytes = 512;
+inline constexpr std::size_t kMaxKeyAnnouncementBytes = 512;
+
+// Network-key epochs held at once: the current one, one or two in their overlap window, and
+// one announced ahead of use; more means rotations faster than the overlap, which we refuse.
+inline constexpr std::size_t kMaxNetworkKeyEpochs = 8;
+
+// Certificates one cluster's records may list, revoked ones included (~100 devices re-enrolled
+// many times over). Each is one FlatBuffer table, hence the separate table limit below.
+inline constexpr std::size_t kMaxClusterDevices = 4096;
+inline constexpr std::uint32_t kClusterSecretsMaxTables = 4096 + 64;
+static_assert(kMaxClusterDevices + kMaxNetworkKeyEpochs + 2 <= kClusterSecretsMaxTables);
+
+// An enrollment bundle (one certificate, two secret keys, <= 8 epochs: ~1.5 KiB) and the
+// operator's cluster file (~160 bytes per device): both read whole before parsing.
+inline constexpr std::size_t kMaxEnrollmentBundleBytes = std::size_t{16} << 10;
+inline constexpr std::size_t kMaxClusterSecretsBytes = std::size_t{4} << 20;
+static_assert(kMaxClusterDevices * 256 < kMaxClusterSecretsBytes);
+
 }  // namespace starling::limits

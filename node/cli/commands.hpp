@@ -42,10 +42,56 @@ struct DataSplitArgs {
 };
 inline constexpr long long kMaxSplitNodes = 4096;
 
+// `cluster init|enroll|revoke` and `keys rotate|list`: the operator's trust commands
+// (cmd_cluster.cpp).
+struct ClusterInitArgs {
+    std::string dir;
+    std::string name = "starling";
+    bool force = false;
+};
+
+struct EnrollArgs {
+    std::string cluster;
+    std::string role = "trainer";
+    std::uint32_t days = 3650;
+    std::string name;  // one device: --name and --out
+    std::string out;
+    std::uint32_t count = 0;  // many: --count, --prefix and --out-dir
+    std::string prefix = "node-";
+    std::string out_dir;
+    bool force = false;
+};
+inline constexpr std::uint32_t kMaxCertificateDays = 36500;
+
+struct RevokeArgs {
+    std::string cluster;
+    std::string name;
+    std::string out;
+    bool force = false;
+};
+
+struct KeysRotateArgs {
+    std::string cluster;
+    std::uint32_t overlap_hours = 24;
+    std::string out;  // the signed announcement; default <cluster>/epoch-<N>.announce
+    bool force = false;
+};
+inline constexpr std::uint32_t kMaxOverlapHours = 24 * 90;
+
+struct KeysListArgs {
+    std::string cluster;
+    std::string bundle;
+};
+
 // Each returns the process exit code (cli.hpp).
 int run_train(const TrainArgs& args);
 int run_eval(const EvalArgs& args);
 int run_info();
 int run_data_split(const DataSplitArgs& args);
+int run_cluster_init(const ClusterInitArgs& args);
+int run_enroll(const EnrollArgs& args);
+int run_revoke(const RevokeArgs& args);
+int run_keys_rotate(const KeysRotateArgs& args);
+int run_keys_list(const KeysListArgs& args);
 
 }  // namespace starling::cli

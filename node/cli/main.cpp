@@ -80,6 +80,66 @@ void add_data(CLI::App& app) {
     split->callback([a] { g_exit_code = run_data_split(*a); });
 }
 
+void add_cluster(CLI::App& app) {
+    CLI::App* cluster = app.add_subcommand(
+        "cluster", "The operator's trust records: create a cluster, enroll and revoke devices");
+    cluster->require_subcommand(1);
+
+    auto i = std::make_shared<ClusterInitArgs>();
+    CLI::App* init =
+        cluster->add_subcommand("init", "Create a cluster: owner key, id, network key");
+    init->add_option("--dir", i->dir, "Directory for cluster.secrets (created with mode 0700)")
+        ->required();
+    init->add_option("--name", i->name, "Cluster name, [a-z0-9._-]")->capture_default_str();
+    init->add_flag("--force", i->force, "Replace an existing cluster (its certificates die)");
+    init->callback([i] { g_exit_code = run_cluster_init(*i); });
+
+    auto e = std::make_shared<EnrollArgs>();
+    CLI::App* enroll = cluster->add_subcommand(
+        "enroll", "Issue certificates and write enrollment bundles (mode 0600), one per device");
+    enroll->add_option("--cluster", e->cluster, "Cluster directory")->required();
+    enroll->add_option("--name", e->name, "One device: its name, [a-z0-9._-]");
+    enroll->add_option("--out", e->out, "One device: the bundle file to write");
+    enroll->add_option("--count", e->count, "Many devices: how many");
+    enroll->add_option("--prefix", e->prefix, "Many devices: names PREFIX001..")
+        ->capture_default_str();
+    enroll->add_option("--out-dir", e->out_dir, "Many devices: directory for NAME.bundle files");
+    enroll->add_option("--role", e->role, "trainer or observer")->capture_default_str();
+    enroll->add_option("--days", e->days, "Certificate validity in days")->capture_default_str();
+    enroll->add_flag("--force", e->force, "Replace existing bundle files");
+    enroll->callback([e] { g_exit_code = run_enroll(*e); });
+
+    auto r = std::make_shared<RevokeArgs>();
+    CLI::App* revoke = cluster->add_subcommand("revoke", "Revoke a device's certificate");
+    revoke->add_option("--cluster", r->cluster, "Cluster directory")->required();
+    revoke->add_option("--name", r->name, "The device")->required();
+    revoke->add_option("--out", r->out, "The signed revocation file to write")->required();
+    revoke->add_flag("--force", r->force, "Replace an existing revocation file");
+    revoke->callback([r] { g_exit_code = run_revoke(*r); });
+}
+
+void add_keys(CLI::App& app) {
+    CLI::App* keys = app.add_subcommand("keys", "The cluster's network keys, by epoch");
+    keys->require_subcommand(1);
+
+    auto r = std::make_shared<KeysRotateArgs>();
+    CLI::App* rotate = keys->add_subcommand(
+        "rotate", "New network key: used after half the overlap, old ones accepted to its end");
+    rotate->add_option("--cluster", r->cluster, "Cluster directory")->required();
+    rotate->add_option("--overlap-hours", r->overlap_hours, "Hours the old key stays accepted")
+        ->capture_default_str();
+    rotate->add_option("--out", r->out,
+                       "Signed announcement to write (default: CLUSTER/epoch-N.announce)");
+    rotate->add_flag("--force", r->force, "Replace an existing announcement file");
+    rotate->callback([r] { g_exit_code = run_keys_rotate(*r); });
+
+    auto l = std::make_shared<KeysListArgs>();
+    CLI::App* list = keys->add_subcommand("list", "Epochs and their validity");
+    list->add_option("--cluster", l->cluster, "Cluster directory");
+    list->add_option("--bundle", l->bundle, "An enrollment bundle instead");
+    list->callback([l] { g_exit_code = run_keys_list(*l); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +151,8 @@ int main(int argc, char** argv) {
     add_train(app);
     add_eval(app);
     add_data(app);
+    add_cluster(app);
+    add_keys(app);
     app.add_subcommand("info", "Version, CPU features and the kernels in use")->callback([] {
         g_exit_code = run_info();
     });
