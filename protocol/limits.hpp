@@ -74,4 +74,31 @@ inline constexpr std::size_t kMaxEnrollmentBundleBytes = std::size_t{16} << 10;
 inline constexpr std::size_t kMaxClusterSecretsBytes = std::size_t{4} << 20;
 static_assert(kMaxClusterDevices * 256 < kMaxClusterSecretsBytes);
 
+// ---- Authenticated streams (crypto/handshake.hpp, crypto/stream.hpp, crypto/rate_limit.hpp) ----
+
+// One Noise handshake message. The largest, XX message 2, is a 32 B ephemeral key, a 48 B sealed
+// static key and a sealed certificate (~330 B): ~0.4 KiB. Checked before any DH work.
+inline constexpr std::size_t kMaxHandshakeMessageBytes = 2048;
+
+// Handshakes admitted per second from one source address, and the burst above that rate
+// (WireGuard's figures): each costs four X25519 and an Ed25519 verification per side.
+inline constexpr std::uint32_t kHandshakesPerSecondPerSource = 20;
+inline constexpr std::uint32_t kHandshakeBurstPerSource = 5;
+
+// Source addresses the handshake rate limiter tracks: ~100 devices plus churn and spoofed
+// addresses. When full, idle entries are swept and new sources refused; the table never grows.
+inline constexpr std::size_t kMaxRateLimitedSources = 4096;
+
+// Plaintext in one stream frame: the unit model bytes are sealed in, and with its 4-byte header
+// and 16-byte tag the most a stream opener ever buffers.
+inline constexpr std::size_t kMaxStreamChunkBytes = std::size_t{64} << 10;
+
+// Plaintext one stream may carry: the largest thing we transfer is a checkpoint.
+inline constexpr std::uint64_t kMaxStreamBytes = kMaxCheckpointBytes;
+
+// A stream's sender rekeys (Noise Rekey) after this much plaintext or this long under one key,
+// whichever comes first (WireGuard: 120 s); an opener refuses a key used for more bytes.
+inline constexpr std::uint64_t kStreamRekeyAfterBytes = std::uint64_t{256} << 20;
+inline constexpr std::uint64_t kStreamRekeyAfterMilliseconds = 120'000;
+
 }  // namespace starling::limits
