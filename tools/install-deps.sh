@@ -13,6 +13,7 @@ packages=(
   doctest-dev zlib1g-dev libcli11-dev
   dataset-fashion-mnist
   qemu-user
+  clang libclang-rt-14-dev
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-torch python3-numpy libopenblas0-pthread linux-perf)

@@ -20,6 +20,15 @@ if(STARLING_SANITIZE)
   target_link_options(starling_options INTERFACE -fsanitize=address,undefined)
 endif()
 
+# libFuzzer builds (clang only): every library gets coverage instrumentation, the fuzz targets
+# in tools/fuzz get libFuzzer's main().
+if(STARLING_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "STARLING_FUZZ needs clang (libFuzzer); use the 'fuzz' preset")
+  endif()
+  target_compile_options(starling_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()
+
 # starling_library(NAME SOURCES... [DEPS ...]) — one static library per top-level folder.
 function(starling_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
@@ -78,4 +87,17 @@ function(starling_flatbuffers target)
     add_dependencies(${target} ${target}_${stem}_schema)
   endforeach()
   target_include_directories(${target} PUBLIC ${PROJECT_BINARY_DIR}/generated)
+endfunction()
+
+# starling_fuzzer(NAME SOURCES... DEPS ...) — a libFuzzer target, registered with CTest to run
+# for STARLING_FUZZ_SECONDS from a fixed seed (a crash, leak or sanitizer report fails it).
+function(starling_fuzzer name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE starling_options ${ARG_DEPS})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  add_test(NAME ${name}
+    COMMAND ${name} -seed=1 -max_total_time=${STARLING_FUZZ_SECONDS} -rss_limit_mb=2048
+            -print_final_stats=1)
+  set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600)
 endfunction()
