@@ -34,6 +34,8 @@ inline constexpr FourCC kClusterSecretsKind{"CLUS"};    // crypto/cluster.hpp (m
 inline constexpr FourCC kEnrollmentBundleKind{"BNDL"};  // crypto/cluster.hpp (mode 0600)
 inline constexpr FourCC kRevocationKind{"RVOK"};        // crypto/cluster.hpp
 inline constexpr FourCC kKeyAnnouncementKind{"KANN"};   // crypto/cluster.hpp (mode 0600)
+inline constexpr FourCC kNodeStateKind{"NODE"};         // node/runtime/state_dir.hpp
+inline constexpr FourCC kKnownPeersKind{"PEER"};        // node/runtime/state_dir.hpp
 
 inline constexpr std::size_t kEnvelopeHeaderBytes = 56;
 inline constexpr std::size_t kEnvelopeChecksumBytes = 32;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace starling::cli {
 
@@ -83,6 +84,27 @@ struct KeysListArgs {
     std::string bundle;
 };
 
+// `node` and `members`: a running node and its view of the cluster (cmd_node.cpp).
+struct NodeArgs {
+    std::string bundle;
+    std::string state;
+    std::string data;       // the local dataset; training joins in the gossip-learning issue
+    std::string listen;     // ADDR[:PORT]; default: the interface's address, port 7946
+    std::string interface;  // default: the default route's; "none": no LAN discovery
+    std::vector<std::string> seeds;
+    // Test-only (hidden): loss and delay injected on the receive path, seeded.
+    double test_drop_rate = 0.0;
+    std::uint32_t test_delay_ms = 0;
+    std::uint64_t test_fault_seed = 1;
+};
+inline constexpr std::uint32_t kMaxTestDelayMs = 10'000;
+
+struct MembersArgs {
+    std::string state;
+    bool json = false;
+    bool stats = false;
+};
+
 // Each returns the process exit code (cli.hpp).
 int run_train(const TrainArgs& args);
 int run_eval(const EvalArgs& args);
@@ -93,5 +115,7 @@ int run_enroll(const EnrollArgs& args);
 int run_revoke(const RevokeArgs& args);
 int run_keys_rotate(const KeysRotateArgs& args);
 int run_keys_list(const KeysListArgs& args);
+int run_node(const NodeArgs& args);
+int run_members(const MembersArgs& args);
 
 }  // namespace starling::cli

@@ -140,6 +140,35 @@ void add_keys(CLI::App& app) {
     list->callback([l] { g_exit_code = run_keys_list(*l); });
 }
 
+void add_node(CLI::App& app) {
+    auto a = std::make_shared<NodeArgs>();
+    CLI::App* node = app.add_subcommand(
+        "node", "Run a node: join the cluster on the LAN and stay until SIGTERM (a graceful leave)");
+    node->add_option("--bundle", a->bundle, "This device's enrollment bundle")->required();
+    node->add_option("--state", a->state, "State directory (created with mode 0700)")->required();
+    node->add_option("--data", a->data, "Local dataset directory (for training)");
+    node->add_option("--listen", a->listen,
+                     "ADDR[:PORT] to listen on (default: the interface's address, port 7946)");
+    node->add_option("--interface", a->interface,
+                     "LAN interface for discovery (default: the default route's; none: off)");
+    node->add_option("--seed", a->seeds, "ADDR[:PORT] of a node to join through (repeatable)");
+    // Test-only: loss and delay injected in the node's own transport (tc netem is unavailable).
+    node->add_option("--test-drop-rate", a->test_drop_rate)->group("");
+    node->add_option("--test-delay-ms", a->test_delay_ms)->group("");
+    node->add_option("--test-fault-seed", a->test_fault_seed)->group("");
+    node->callback([a] { g_exit_code = run_node(*a); });
+}
+
+void add_members(CLI::App& app) {
+    auto a = std::make_shared<MembersArgs>();
+    CLI::App* members = app.add_subcommand(
+        "members", "The cluster as a running node sees it (asked over its control socket)");
+    members->add_option("--state", a->state, "The running node's state directory")->required();
+    members->add_flag("--json", a->json, "One JSON object per member");
+    members->add_flag("--stats", a->stats, "The node's datagram and drop counters instead");
+    members->callback([a] { g_exit_code = run_members(*a); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +182,8 @@ int main(int argc, char** argv) {
     add_data(app);
     add_cluster(app);
     add_keys(app);
+    add_node(app);
+    add_members(app);
     app.add_subcommand("info", "Version, CPU features and the kernels in use")->callback([] {
         g_exit_code = run_info();
     });

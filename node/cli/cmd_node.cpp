@@ -1,0 +1,150 @@
+// `starling node` runs a node until SIGTERM/SIGINT (a graceful leave) and `starling members`
+// asks a running one for its member table over the control socket in its state directory.
+
+#include <iostream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crypto/cluster.hpp"
+#include "node/cli/cli.hpp"
+#include "node/cli/commands.hpp"
+#include "node/membership/limits.hpp"
+#include "node/net/control.hpp"
+#include "node/net/event_loop.hpp"
+#include "node/net/interfaces.hpp"
+#include "node/net/udp_transport.hpp"
+#include "node/runtime/node.hpp"
+#include "node/runtime/state_dir.hpp"
+
+namespace starling::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::string_view kNoDiscovery = "none";
+
+struct Network {
+    net::Ipv4Endpoint listen;     // bound and advertised
+    std::optional<net::MulticastOptions> discovery;
+};
+
+Error usage(const std::string& message) {
+    return make_error(ErrorCode::invalid_argument, message);
+}
+
+void log_line(std::string_view line) {
+    std::cout << line << std::endl;  // flushed: the log is read while the node runs
+}
+
+// --interface (or the default route's) names the LAN; --listen overrides the address.
+Result<Network> resolve_network(const NodeArgs& a) {
+    Network network;
+    std::optional<net::Ipv4Address> interface_ip;
+    if (a.interface != kNoDiscovery) {
+        Result<std::string> name = a.interface.empty() ? net::default_route_interface()
+                                                       : Result<std::string>(a.interface);
+        if (!name) return name.error();
+        Result<net::Ipv4Address> ip = net::interface_ipv4(*name);
+        if (!ip) return ip.error();
+        interface_ip = *ip;
+        network.discovery = net::MulticastOptions{runtime::kBeaconGroup, *ip};
+    }
+    if (!a.listen.empty()) {
+        Result<net::Ipv4Endpoint> listen = net::parse_endpoint(a.listen, runtime::kDefaultPort);
+        if (!listen) return listen.error();
+        network.listen = *listen;
+    } else if (interface_ip) {
+        network.listen = {*interface_ip, runtime::kDefaultPort};
+    } else {
+        return usage("--interface none needs --listen ADDR:PORT");
+    }
+    if (network.listen.is_unspecified()) {
+        if (!interface_ip) return usage("--listen 0.0.0.0 needs an interface to advertise");
+        network.listen.ip = *interface_ip;  // peers need an address they can reach
+    }
+    return network;
+}
+
+Result<std::vector<net::Ipv4Endpoint>> parse_seeds(const std::vector<std::string>& seeds) {
+    if (seeds.size() > membership::limits::kMaxSeeds)
+        return usage("at most " + std::to_string(membership::limits::kMaxSeeds) + " --seed");
+    std::vector<net::Ipv4Endpoint> parsed;
+    for (const std::string& s : seeds) {
+        Result<net::Ipv4Endpoint> e = net::parse_endpoint(s, runtime::kDefaultPort);
+        if (!e) return e.error();
+        parsed.push_back(*e);
+    }
+    return parsed;
+}
+
+Result<std::unique_ptr<net::Transport>> open_transport(net::EventLoop& loop, Network& network,
+                                                       const NodeArgs& a) {
+    net::UdpOptions options{network.listen, network.discovery,
+                            {a.test_drop_rate, std::chrono::milliseconds(a.test_delay_ms),
+                             a.test_fault_seed}};
+    Result<std::unique_ptr<net::Transport>> transport = net::open_udp_transport(loop, options);
+    if (transport || !network.discovery) return transport;
+    log_line("no LAN discovery (" + transport.error().message + "); seeds and known peers only");
+    network.discovery.reset();
+    options.multicast.reset();
+    return net::open_udp_transport(loop, options);
+}
+
+}  // namespace
+
+int run_node(const NodeArgs& a) {
+    if (a.test_drop_rate < 0.0 || a.test_drop_rate > 1.0 || a.test_delay_ms > kMaxTestDelayMs)
+        return report(usage("--test-drop-rate must be 0..1 and --test-delay-ms 0..10000"));
+    Result<crypto::EnrollmentBundle> bundle = crypto::load_enrollment_bundle(a.bundle);
+    if (!bundle) return report(bundle.error());
+    Result<Network> network = resolve_network(a);
+    if (!network) return report(network.error());
+    Result<std::vector<net::Ipv4Endpoint>> seeds = parse_seeds(a.seeds);
+    if (!seeds) return report(seeds.error());
+    Result<runtime::StateDir> state =
+        runtime::StateDir::open(a.state, bundle->certificate.device);
+    if (!state) return report(state.error());
+
+    net::EventLoop loop;
+    Result<std::unique_ptr<net::Transport>> transport = open_transport(loop, *network, a);
+    if (!transport) return report(transport.error());
+    const runtime::SystemClock clock;
+    runtime::NodeOptions options;
+    options.advertise = (*transport)->local_endpoint();
+    if (network->discovery) options.beacon_group = network->discovery->group;
+    options.seeds = std::move(*seeds);
+    Result<std::unique_ptr<runtime::Node>> node =
+        runtime::Node::create(std::move(*bundle), std::move(*state), loop, **transport, clock,
+                              std::move(options), log_line);
+    if (!node) return report(node.error());
+    runtime::Node& n = **node;
+    Result<std::unique_ptr<net::ControlServer>> control = net::ControlServer::open(
+        loop, runtime::control_socket_path(a.state),
+        [&n](std::string_view request) { return n.answer(request); });
+    if (!control) return report(control.error());
+
+    int exit_code = kExitOk;
+    n.on_fatal([&](const std::string&) {
+        exit_code = kExitFailure;
+        loop.stop();
+    });
+    net::ShutdownSignals signals(loop, [&](int) { n.leave([&loop] { loop.stop(); }); });
+    n.start();
+    loop.run();
+    return exit_code;
+}
+
+int run_members(const MembersArgs& a) {
+    const char* request = a.stats ? "stats" : a.json ? "members json" : "members";
+    Result<std::string> reply = net::query_control(runtime::control_socket_path(a.state), request);
+    if (!reply && reply.error().code == ErrorCode::not_found)
+        return report(make_error(ErrorCode::not_found,
+                                 "no node is running with state directory '" + a.state + "'"));
+    if (!reply) return report(reply.error());
+    std::cout << *reply;
+    return kExitOk;
+}
+
+}  // namespace starling::cli

@@ -1,0 +1,69 @@
+#pragma once
+// When a node beacons and whom it answers, as a sans-I/O schedule: time in, decisions out.
+// While it knows no live member a node beacons at once and then with backoff (multicast, and
+// straight to its seeds and last known peers). Once joined, the cluster beacons on the LAN about
+// once per interval in all (Trickle-style suppression: a node stays quiet in an interval in which
+// it heard another member's beacon), so two groups that formed apart still find each other.
+
+#include <cstdint>
+
+#include "node/membership/types.hpp"
+#include "node/model/rng.hpp"
+
+namespace starling::runtime {
+
+using namespace std::chrono_literals;
+using membership::Duration;
+using membership::Time;
+
+struct DiscoveryTimers {
+    Duration alone_interval = 1s;       // first retry while alone; doubles up to the max
+    Duration alone_max_interval = 8s;
+    Duration joined_interval = 30s;     // one LAN beacon per interval from the whole cluster
+    // A newcomer's beacon is answered by about this many members in all: enough that one
+    // answer arrives even at 10% loss, few enough that 100 members do not all answer.
+    std::uint32_t answerers = 3;
+    std::uint32_t answers_per_second = 20;  // beacon and certificate answers, together
+};
+
+class BeaconSchedule {
+public:
+    BeaconSchedule(const DiscoveryTimers& timers, Time now);
+
+    struct Due {
+        bool multicast = false;  // a beacon to the LAN group
+        bool direct = false;     // beacons to seeds and last known peers
+    };
+    // `alone`: no live member is known. Returns what is due at `now`.
+    [[nodiscard]] Due on_tick(Time now, bool alone, model::Rng& rng);
+    // A beacon of another member of this cluster was heard: this interval's may be skipped.
+    void on_beacon_heard();
+    [[nodiscard]] Time next_wakeup() const noexcept;
+
+private:
+    void begin_interval(Time now, model::Rng& rng);
+
+    DiscoveryTimers timers_;
+    bool joined_ = false;
+    Duration alone_interval_;
+    Time next_alone_;
+    Time interval_end_{};
+    Time fire_at_{};
+    bool fired_ = false;
+    std::uint32_t heard_ = 0;
+};
+
+// At most `per_window` admissions in each window of `window`: answers to beacons and requests.
+class WindowLimit {
+public:
+    WindowLimit(std::uint32_t per_window, Duration window) : limit_(per_window), window_(window) {}
+    [[nodiscard]] bool admit(Time now);
+
+private:
+    std::uint32_t limit_;
+    Duration window_;
+    Time start_{};
+    std::uint32_t used_ = 0;
+};
+
+}  // namespace starling::runtime

@@ -1,0 +1,61 @@
+#pragma once
+// Discovery messages on the wire (protocol/schemas/discovery.fbs): beacons that carry a node's
+// certificate and listen address, and the request/answer that fetches certificates of members
+// heard of through gossip. Decoded only after the size cap, the Verifier with tight limits and
+// every length check; certificates inside are checked by their own decoder and the owner's key.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "crypto/datagram.hpp"
+#include "crypto/keys.hpp"
+#include "node/net/address.hpp"
+#include "protocol/result.hpp"
+
+namespace starling::runtime {
+
+enum class DiscoveryKind : std::uint8_t { beacon = 1, certificate_request = 2, certificates = 3 };
+
+// Beacon flags.
+inline constexpr std::uint8_t kBeaconSeeking = 1;   // the sender knows no live member yet
+inline constexpr std::uint8_t kBeaconAnswerMe = 2;  // send a beacon straight back
+inline constexpr std::uint8_t kBeaconKnownFlags = kBeaconSeeking | kBeaconAnswerMe;
+
+// Device ids one request may ask for: what a 1,400-byte datagram holds with room to spare.
+inline constexpr std::size_t kMaxWantsPerRequest = 64;
+// Certificates in one answer: each is ~330 bytes (limits::kMaxCertificateBytes at most), so a
+// sealed datagram carries about four; the decoder refuses more than this.
+inline constexpr std::size_t kMaxCertificatesPerAnswer = 8;
+
+struct Beacon {
+    std::uint8_t flags = 0;
+    net::Ipv4Endpoint address;              // where the sender listens
+    std::vector<std::uint8_t> certificate;  // crypto::encode_certificate bytes
+};
+
+struct DiscoveryMessage {
+    DiscoveryKind kind = DiscoveryKind::beacon;
+    Beacon beacon;                                        // beacon
+    std::vector<crypto::DeviceId> wants;                  // certificate_request
+    std::vector<std::vector<std::uint8_t>> certificates;  // certificates
+};
+
+// Which protocol a datagram's plaintext speaks, by its FlatBuffers identifier.
+enum class Channel : std::uint8_t { membership, discovery, unknown };
+[[nodiscard]] Channel channel_of(std::span<const std::uint8_t> plaintext) noexcept;
+
+[[nodiscard]] std::vector<std::uint8_t> encode_beacon(const Beacon& beacon);
+[[nodiscard]] std::vector<std::uint8_t> encode_certificate_request(
+    std::span<const crypto::DeviceId> wants);  // at most kMaxWantsPerRequest
+// Certificates from `certificates` that fit one to_peer datagram, in order, starting at `first`;
+// `packed` says how many were taken (at least one, unless none are left).
+[[nodiscard]] std::vector<std::uint8_t> encode_certificates(
+    std::span<const std::vector<std::uint8_t>> certificates, std::size_t first,
+    std::size_t& packed);
+
+// malformed or too_large (over crypto::kMaxPeerPlaintextBytes) with the reason.
+[[nodiscard]] Result<DiscoveryMessage> decode_discovery(std::span<const std::uint8_t> plaintext);
+
+}  // namespace starling::runtime

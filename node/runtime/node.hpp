@@ -1,0 +1,82 @@
+#pragma once
+// A Starling node on the network: the membership core driven by one event loop, every datagram
+// sealed and opened with the cluster's keys, peers found by LAN beacons, seeds and the last known
+// peers, one log line per membership change, and a graceful leave.
+//
+// Threading: everything runs on the thread inside the EventLoop's run(); the node is not
+// thread-safe and must be created, used and destroyed on that thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/cluster.hpp"
+#include "node/membership/config.hpp"
+#include "node/net/event_loop.hpp"
+#include "node/net/transport.hpp"
+#include "node/runtime/clock.hpp"
+#include "node/runtime/discovery.hpp"
+#include "node/runtime/state_dir.hpp"
+#include "protocol/result.hpp"
+
+namespace starling::runtime {
+
+// Where a node listens unless told otherwise (memberlist's port), and the LAN group its beacons
+// go to (organization-local scope, never routed off the site).
+inline constexpr std::uint16_t kDefaultPort = 7946;
+inline constexpr net::Ipv4Endpoint kBeaconGroup{{239, 255, 77, 77}, 7947};
+
+struct NodeOptions {
+    net::Ipv4Endpoint advertise;                  // where peers reach this node
+    std::optional<net::Ipv4Endpoint> beacon_group;  // LAN multicast group; none: seeds only
+    std::vector<net::Ipv4Endpoint> seeds;         // --seed, at most membership::limits::kMaxSeeds
+    membership::Timers timers;
+    DiscoveryTimers discovery;
+    std::uint64_t rng_seed = 0;  // 0: random
+};
+
+// One line of the node's log, without the newline ("1234.567890 peer up nuc-002 ...").
+using LogSink = std::function<void(std::string_view line)>;
+
+class Node {
+public:
+    // Loads the revocations in the state directory and the last known peers, and persists the
+    // new boot counter; nothing is sent before start(). `loop`, `transport` and `clock` are
+    // borrowed and must outlive the node.
+    [[nodiscard]] static Result<std::unique_ptr<Node>> create(crypto::EnrollmentBundle bundle,
+                                                              StateDir state,
+                                                              net::EventLoop& loop,
+                                                              net::Transport& transport,
+                                                              const Clock& clock,
+                                                              NodeOptions options, LogSink log);
+    ~Node();
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    // Starts receiving, beaconing and joining.
+    void start();
+    // Graceful leave: a signed "left" record spreads, then `done` runs (on the loop's thread)
+    // once it has, or after a bound. Asking twice calls `done` at once.
+    void leave(std::function<void()> done);
+    // A fatal local failure (the state directory cannot be written) also ends the node: `stop`
+    // runs with the error's message. Set before start().
+    void on_fatal(std::function<void(const std::string&)> stop);
+
+    // The control socket's answers: "members" (a table), "members json", "stats".
+    [[nodiscard]] std::string answer(std::string_view request) const;
+
+    [[nodiscard]] std::size_t live_peers() const;
+    [[nodiscard]] const crypto::Certificate& certificate() const;
+
+    struct Impl;  // node_impl.hpp
+    explicit Node(std::unique_ptr<Impl> impl);  // by create()
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace starling::runtime

@@ -1,0 +1,146 @@
+// How a node finds its cluster: beacons (multicast while looking, answered by a few members;
+// straight to seeds and last known peers), and certificates fetched from the member that
+// mentioned a device this node has no certificate for yet.
+
+#include <algorithm>
+
+#include "node/runtime/node_impl.hpp"
+
+namespace starling::runtime {
+
+void Node::Impl::discovery_tick(Time now) {
+    const BeaconSchedule::Due due = beacons.on_tick(now, alone(), rng);
+    const std::uint8_t flags = alone() ? kBeaconSeeking : 0;
+    if (due.multicast && options.beacon_group) beacon_to(*options.beacon_group, flags);
+    if (due.direct)
+        for (const net::Ipv4Endpoint& target : direct_targets)
+            beacon_to(target, flags | kBeaconAnswerMe);
+}
+
+void Node::Impl::beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags) {
+    ++stats.beacons_sent;
+    seal_and_send(to, std::nullopt, encode_beacon({flags, options.advertise, own_certificate_bytes}));
+}
+
+void Node::Impl::on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
+                              std::span<const std::uint8_t> plaintext) {
+    Result<DiscoveryMessage> m = decode_discovery(plaintext);
+    if (!m) {
+        ++stats.discovery_malformed;
+        return;
+    }
+    switch (m->kind) {
+        case DiscoveryKind::beacon:
+            return on_beacon(sender, m->beacon);
+        case DiscoveryKind::certificate_request:
+            return on_certificate_request(sender, from, m->wants);
+        case DiscoveryKind::certificates:
+            return on_certificates(m->certificates);
+    }
+}
+
+void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon) {
+    Result<crypto::Certificate> cert = crypto::decode_certificate(beacon.certificate);
+    if (!cert || cert->device != sender || peers.learn(*cert) == PeerTable::Learned::refused) {
+        ++stats.certificates_refused;
+        return;
+    }
+    const Time now = clock.now();
+    release_parked(now);
+    const bool seeking = (beacon.flags & kBeaconSeeking) != 0;
+    if (!seeking) beacons.on_beacon_heard();
+    // A newcomer's LAN beacon is answered by ~`answerers` members, a direct one always.
+    const bool answer = (beacon.flags & kBeaconAnswerMe) != 0 ||
+                        (seeking && !alone() &&
+                         rng.below(core.live_count() + 1) < options.discovery.answerers);
+    if (answer) {
+        if (answers.admit(now))
+            beacon_to(beacon.address, alone() ? kBeaconSeeking : 0);
+        else
+            ++stats.answers_limited;
+    }
+    // Join through a member we do not know yet; a newcomer joins through its answers instead of
+    // every member pushing state at it (unless this node is alone too).
+    const std::optional<membership::MemberView> known = core.member(sender);
+    const bool live = known && (known->state == membership::MemberState::alive ||
+                                known->state == membership::MemberState::suspect);
+    if (!live && (!seeking || alone())) core.on_seed_discovered(now, to_peer_address(beacon.address));
+}
+
+void Node::Impl::on_certificate_request(const crypto::DeviceId& sender,
+                                        const net::Ipv4Endpoint& from,
+                                        std::span<const crypto::DeviceId> wants) {
+    if (!answers.admit(clock.now())) {
+        ++stats.answers_limited;
+        return;
+    }
+    std::vector<std::vector<std::uint8_t>> certificates;
+    for (const crypto::DeviceId& id : wants)
+        if (const crypto::Certificate* cert = peers.find(id))
+            certificates.push_back(crypto::encode_certificate(*cert));
+    for (std::size_t first = 0; first < certificates.size();) {
+        std::size_t packed = 0;
+        const std::vector<std::uint8_t> answer = encode_certificates(certificates, first, packed);
+        if (packed == 0) break;
+        seal_and_send(from, sender, answer);
+        first += packed;
+    }
+}
+
+void Node::Impl::on_certificates(std::span<const std::vector<std::uint8_t>> certificates) {
+    for (const std::vector<std::uint8_t>& bytes : certificates)
+        if (peers.learn(bytes) == PeerTable::Learned::refused) ++stats.certificates_refused;
+    release_parked(clock.now());
+}
+
+std::vector<crypto::DeviceId> Node::Impl::missing_signers(std::span<const std::uint8_t> bytes) {
+    std::vector<crypto::DeviceId> missing;
+    if (codec.decode(bytes, scratch) != membership::detail::DecodeStatus::ok)
+        return missing;  // the core counts it
+    for (const membership::SignedRecord& r : scratch.records)
+        if (peers.find(r.id) == nullptr && !peers.is_revoked(r.id) &&
+            std::find(missing.begin(), missing.end(), r.id) == missing.end())
+            missing.push_back(r.id);
+    return missing;
+}
+
+void Node::Impl::park(Parked message) {
+    const Time now = clock.now();
+    ++stats.parked;
+    if (parked.size() >= kMaxParkedMessages) {  // the oldest goes in as it is
+        Parked& oldest = parked.front();
+        core.on_message(now, oldest.from, oldest.sender, oldest.bytes);
+        parked.pop_front();
+    }
+    std::erase_if(requested, [now](const auto& r) { return now >= r.second + kCertificateRequestRetry; });
+    std::vector<crypto::DeviceId> wants;
+    for (const crypto::DeviceId& id : message.missing)
+        if (wants.size() < kMaxWantsPerRequest && requested.size() < kMaxKnownCertificates &&
+            requested.emplace(id, now).second)
+            wants.push_back(id);
+    if (!wants.empty())
+        if (auto to = to_endpoint(message.from))
+            seal_and_send(*to, message.sender, encode_certificate_request(wants));
+    parked.push_back(std::move(message));
+}
+
+void Node::Impl::release_parked(Time now) {
+    auto ready = [this](const Parked& p) {
+        return std::all_of(p.missing.begin(), p.missing.end(), [this](const crypto::DeviceId& id) {
+            return peers.find(id) != nullptr || peers.is_revoked(id);
+        });
+    };
+    for (auto it = parked.begin(); it != parked.end();) {
+        const bool complete = ready(*it);
+        if (!complete && now < it->deadline) {
+            ++it;
+            continue;
+        }
+        if (!complete) ++stats.parked_expired;
+        Parked p = std::move(*it);
+        it = parked.erase(it);
+        core.on_message(now, p.from, p.sender, p.bytes);
+    }
+}
+
+}  // namespace starling::runtime

@@ -1,0 +1,156 @@
+#pragma once
+// Internal to node/runtime: the state of a running node, shared by node.cpp (datagrams, timers,
+// membership actions), node_discovery.cpp (beacons, certificates) and node_report.cpp.
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "crypto/datagram.hpp"
+#include "node/membership/membership.hpp"
+#include "node/membership/wire.hpp"
+#include "node/net/event_loop.hpp"
+#include "node/runtime/discovery.hpp"
+#include "node/runtime/discovery_wire.hpp"
+#include "node/runtime/node.hpp"
+#include "node/runtime/peer_table.hpp"
+#include "protocol/datagram.hpp"
+
+namespace starling::runtime {
+
+// Membership messages held until the certificates of the records they carry arrive (a node
+// that just joined hears of members before it has their certificates), bounded both ways.
+inline constexpr std::size_t kMaxParkedMessages = 64;
+inline constexpr Duration kParkedWait = 300ms;
+inline constexpr Duration kCertificateRequestRetry = 500ms;
+// A leave is given this long to spread before the node exits anyway.
+inline constexpr Duration kMaxLeaveDrain = 2s;
+// The last known peers are written at most this often (and at exit).
+inline constexpr Duration kPeersSaveInterval = 10s;
+inline constexpr std::size_t kDropReasons = static_cast<std::size_t>(DatagramDrop::too_many_senders) + 1;
+
+// The network keys of the bundle's ring, as DatagramCrypto asks for them.
+class RingEpochs final : public crypto::EpochKeys {
+public:
+    explicit RingEpochs(const crypto::NetworkKeyRing& ring) : ring_(ring) {}
+    const crypto::SymmetricKey* network_key(std::uint32_t epoch,
+                                            std::uint64_t now_unix_seconds) const noexcept override;
+
+private:
+    const crypto::NetworkKeyRing& ring_;
+};
+
+struct NodeStats {
+    std::array<std::uint64_t, kDropReasons> drops{};  // by DatagramDrop
+    std::uint64_t opened = 0;
+    std::uint64_t unknown_channel = 0;
+    std::uint64_t discovery_malformed = 0;
+    std::uint64_t certificates_refused = 0;
+    std::uint64_t parked = 0;
+    std::uint64_t parked_expired = 0;
+    std::uint64_t seal_failed = 0;
+    std::uint64_t beacons_sent = 0;
+    std::uint64_t answers_limited = 0;
+};
+
+struct Parked {
+    Time deadline{};
+    membership::PeerAddress from;
+    crypto::DeviceId sender{};
+    std::vector<std::uint8_t> bytes;
+    std::vector<crypto::DeviceId> missing;
+};
+
+struct Node::Impl {
+    Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::EventLoop& event_loop,
+         net::Transport& net_transport, const Clock& node_clock, NodeOptions node_options,
+         LogSink sink, std::uint32_t boot, std::uint64_t rng_seed);
+
+    // node.cpp
+    void on_datagram(const net::Ipv4Endpoint& from, std::span<const std::uint8_t> bytes);
+    void on_unreachable(const net::Ipv4Endpoint& to);
+    void on_timer();
+    void on_membership(const membership::PeerAddress& from, const crypto::DeviceId& sender,
+                       std::span<const std::uint8_t> bytes);
+    void perform_actions();
+    void reschedule();
+    void seal_and_send(const net::Ipv4Endpoint& to, const std::optional<crypto::DeviceId>& device,
+                       std::span<const std::uint8_t> plaintext);
+    void log_event(const membership::PeerEvent& event);
+    void log(const std::string& text) const;
+    void fatal(const std::string& message);
+    void save_peers();
+    void finish_leave();
+    [[nodiscard]] bool alone() const;
+
+    // node_discovery.cpp
+    void beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags);
+    void on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
+                      std::span<const std::uint8_t> plaintext);
+    void on_beacon(const crypto::DeviceId& sender, const Beacon& beacon);
+    void on_certificate_request(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
+                                std::span<const crypto::DeviceId> wants);
+    void on_certificates(std::span<const std::vector<std::uint8_t>> certificates);
+    [[nodiscard]] std::vector<crypto::DeviceId> missing_signers(
+        std::span<const std::uint8_t> bytes);
+    void park(Parked parked);
+    void release_parked(Time now);
+    void discovery_tick(Time now);
+
+    // node_report.cpp
+    [[nodiscard]] std::string members_table() const;
+    [[nodiscard]] std::string members_json() const;
+    [[nodiscard]] std::string stats_text() const;
+
+    // Identity: the bundle's keys, held for the node's life.
+    crypto::ClusterId cluster;
+    crypto::SignPublicKey owner;
+    crypto::Certificate own;
+    std::vector<std::uint8_t> own_certificate_bytes;
+    crypto::SignKeyPair sign;
+    crypto::KxKeyPair kx;
+    crypto::NetworkKeyRing ring;
+    RingEpochs epochs{ring};
+
+    StateDir state;
+    net::EventLoop& loop;
+    net::Transport& transport;
+    const Clock& clock;
+    NodeOptions options;
+    LogSink log_sink;
+    std::function<void(const std::string&)> stop;
+
+    PeerTable peers;
+    crypto::DatagramCrypto sealer;
+    DatagramCounter counter;
+    model::Rng rng;
+    membership::Membership core;
+    membership::detail::Codec codec;
+    membership::detail::Message scratch;
+
+    BeaconSchedule beacons;
+    WindowLimit answers;
+    std::vector<net::Ipv4Endpoint> direct_targets;  // seeds, then last known peers
+    std::deque<Parked> parked;
+    std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
+    net::Timer timer;
+    NodeStats stats;
+    bool started = false;
+    bool leaving = false;
+    bool failed = false;
+    Time leave_deadline{};
+    std::function<void()> left;
+    Time next_peers_save{};
+    bool peers_dirty = false;
+};
+
+[[nodiscard]] membership::PeerAddress to_peer_address(const net::Ipv4Endpoint& e);
+[[nodiscard]] std::optional<net::Ipv4Endpoint> to_endpoint(const membership::PeerAddress& a);
+
+}  // namespace starling::runtime

@@ -1,0 +1,94 @@
+// What the control socket answers: the member table (for people and for scripts) and counters.
+
+#include <iomanip>
+#include <sstream>
+
+#include "node/runtime/node_impl.hpp"
+
+namespace starling::runtime {
+namespace {
+
+struct Row {
+    std::string name;
+    std::string device;
+    std::string state;
+    std::uint64_t incarnation = 0;
+    std::string address;
+};
+
+std::string address_text(const membership::PeerAddress& a) {
+    const auto e = to_endpoint(a);
+    return e ? e->to_string() : a.to_string();
+}
+
+}  // namespace
+
+std::string Node::answer(std::string_view request) const {
+    if (request == "members") return impl_->members_table();
+    if (request == "members json") return impl_->members_json();
+    if (request == "stats") return impl_->stats_text();
+    return "error: unknown request (members, members json, stats)\n";
+}
+
+static std::vector<Row> rows_of(const Node::Impl& n) {
+    std::vector<Row> rows;
+    rows.push_back({n.own.name, crypto::to_hex(n.own.device), n.leaving ? "left" : "self",
+                    n.core.incarnation(), n.options.advertise.to_string()});
+    for (const membership::MemberView& m : n.core.members())
+        rows.push_back({n.peers.name_of(m.id), crypto::to_hex(m.id), membership::to_string(m.state),
+                        m.incarnation, address_text(m.address)});
+    return rows;
+}
+
+std::string Node::Impl::members_table() const {
+    const std::vector<Row> rows = rows_of(*this);
+    std::size_t name_width = 4;
+    for (const Row& r : rows) name_width = std::max(name_width, r.name.size());
+    std::ostringstream out;
+    out << std::left << std::setw(static_cast<int>(name_width) + 2) << "NAME" << std::setw(34)
+        << "DEVICE" << std::setw(9) << "STATE" << std::setw(13) << "INCARNATION" << "ADDRESS\n";
+    for (const Row& r : rows)
+        out << std::setw(static_cast<int>(name_width) + 2) << r.name << std::setw(34) << r.device
+            << std::setw(9) << r.state << std::setw(13) << r.incarnation << r.address << '\n';
+    return out.str();
+}
+
+std::string Node::Impl::members_json() const {
+    std::ostringstream out;
+    out << "[";
+    bool first = true;
+    for (const Row& r : rows_of(*this)) {  // names and ids need no escaping: [a-z0-9._-], hex
+        out << (first ? "\n" : ",\n") << "  {\"name\": \"" << r.name << "\", \"device\": \""
+            << r.device << "\", \"state\": \"" << r.state
+            << "\", \"incarnation\": " << r.incarnation << ", \"address\": \"" << r.address
+            << "\"}";
+        first = false;
+    }
+    out << "\n]\n";
+    return out.str();
+}
+
+std::string Node::Impl::stats_text() const {
+    std::ostringstream out;
+    const net::TransportCounters& t = transport.counters();
+    out << "datagrams_sent " << t.sent << "\nbytes_sent " << t.sent_bytes << "\ndatagrams_received "
+        << t.received << "\nbytes_received " << t.received_bytes << "\nsend_dropped "
+        << t.send_dropped << "\nfault_dropped " << t.fault_dropped << "\nunreachable "
+        << t.unreachable << "\nopened " << stats.opened << '\n';
+    for (std::size_t i = 0; i < stats.drops.size(); ++i)
+        out << "drop_" << to_string(static_cast<DatagramDrop>(i)) << ' ' << stats.drops[i] << '\n';
+    out << "unknown_channel " << stats.unknown_channel << "\ndiscovery_malformed "
+        << stats.discovery_malformed << "\ncertificates_refused " << stats.certificates_refused
+        << "\nparked " << stats.parked << "\nparked_expired " << stats.parked_expired
+        << "\nseal_failed " << stats.seal_failed << "\nbeacons_sent " << stats.beacons_sent
+        << "\nanswers_limited " << stats.answers_limited << "\nknown_certificates " << peers.size()
+        << "\nlive_members " << core.live_count() << "\nhealth_multiplier "
+        << core.health_multiplier() << '\n';
+    const membership::Counters& c = core.counters();
+    out << "core_malformed " << c.malformed << "\ncore_unverifiable " << c.unverifiable
+        << "\ncore_not_for_us " << c.not_for_us << "\ncore_unexpected " << c.unexpected
+        << "\ncore_sends_dropped " << c.sends_dropped << '\n';
+    return out.str();
+}
+
+}  // namespace starling::runtime
