@@ -111,12 +111,13 @@ int run_node(const NodeArgs& a) {
     Result<std::unique_ptr<net::Transport>> transport = open_transport(loop, *network, a);
     if (!transport) return report(transport.error());
     const runtime::SystemClock clock;
+    runtime::LoopAlarm alarm(loop, clock);
     runtime::NodeOptions options;
     options.advertise = (*transport)->local_endpoint();
     if (network->discovery) options.beacon_group = network->discovery->group;
     options.seeds = std::move(*seeds);
     Result<std::unique_ptr<runtime::Node>> node =
-        runtime::Node::create(std::move(*bundle), std::move(*state), loop, **transport, clock,
+        runtime::Node::create(std::move(*bundle), std::move(*state), **transport, clock, alarm,
                               std::move(options), log_line);
     if (!node) return report(node.error());
     runtime::Node& n = **node;

@@ -1,10 +1,12 @@
 #pragma once
-// The node's clocks as an input: the real ones in production (node/time.hpp), a hand-moved fake
-// in tests, so nothing in node/runtime reads a clock by itself.
+// The node's clocks and its one alarm as inputs: the real ones in production (node/time.hpp, the
+// event loop's timer), hand-moved fakes in tests, so nothing in node/runtime reads a clock itself.
 
 #include <cstdint>
+#include <functional>
 
 #include "node/membership/types.hpp"
+#include "node/net/event_loop.hpp"
 
 namespace starling::runtime {
 
@@ -22,6 +24,27 @@ class SystemClock final : public Clock {
 public:
     membership::Time now() const override;
     std::uint64_t unix_seconds() const override;
+};
+
+// Wakes the node at a time of its Clock. Implementations call `on_time` on the node's thread,
+// never from inside set(); setting again replaces the pending wake-up.
+class Alarm {
+public:
+    virtual ~Alarm() = default;
+    virtual void set(membership::Time at, std::function<void()> on_time) = 0;
+    virtual void cancel() = 0;
+};
+
+// An Alarm on an event loop's timer, at `clock`'s times.
+class LoopAlarm final : public Alarm {
+public:
+    LoopAlarm(net::EventLoop& loop, const Clock& clock) : timer_(loop), clock_(clock) {}
+    void set(membership::Time at, std::function<void()> on_time) override;
+    void cancel() override { timer_.cancel(); }
+
+private:
+    net::Timer timer_;
+    const Clock& clock_;
 };
 
 }  // namespace starling::runtime

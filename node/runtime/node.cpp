@@ -70,8 +70,8 @@ const crypto::SymmetricKey* RingEpochs::network_key(std::uint32_t epoch,
     return e == nullptr ? nullptr : &e->key;
 }
 
-Node::Impl::Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::EventLoop& event_loop,
-                 net::Transport& net_transport, const Clock& node_clock, NodeOptions node_options,
+Node::Impl::Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::Transport& net_transport,
+                 const Clock& node_clock, Alarm& node_alarm, NodeOptions node_options,
                  LogSink sink, std::uint32_t boot, std::uint64_t rng_seed)
     : cluster(bundle.cluster),
       owner(bundle.owner_key),
@@ -81,9 +81,9 @@ Node::Impl::Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::Event
       kx{bundle.certificate.kx_key, std::move(bundle.kx_secret)},
       ring(std::move(bundle.network_keys)),
       state(std::move(state_dir)),
-      loop(event_loop),
       transport(net_transport),
       clock(node_clock),
+      alarm(node_alarm),
       options(std::move(node_options)),
       log_sink(std::move(sink)),
       peers(cluster, owner, own, sign, clock),
@@ -92,12 +92,11 @@ Node::Impl::Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::Event
       rng(rng_seed),
       core(core_config(own, options, state), peers, model::Rng(rng_seed + 1), clock.now()),
       beacons(options.discovery, clock.now()),
-      answers(options.discovery.answers_per_second, 1s),
-      timer(loop) {}
+      answers(options.discovery.answers_per_second, 1s) {}
 
 Result<std::unique_ptr<Node>> Node::create(crypto::EnrollmentBundle bundle, StateDir state,
-                                           net::EventLoop& loop, net::Transport& transport,
-                                           const Clock& clock, NodeOptions options, LogSink log) {
+                                           net::Transport& transport, const Clock& clock,
+                                           Alarm& alarm, NodeOptions options, LogSink log) {
     crypto::ensure_initialized();
     std::vector<std::string> refused;
     const std::vector<crypto::Revocation> revocations =
@@ -111,7 +110,7 @@ Result<std::unique_ptr<Node>> Node::create(crypto::EnrollmentBundle bundle, Stat
     Result<std::uint32_t> boot = state.begin_boot();  // persisted before any datagram is sealed
     if (!boot) return boot.error();
     const std::uint64_t seed = options.rng_seed != 0 ? options.rng_seed : random_seed();
-    auto impl = std::make_unique<Impl>(std::move(bundle), std::move(state), loop, transport, clock,
+    auto impl = std::make_unique<Impl>(std::move(bundle), std::move(state), transport, clock, alarm,
                                        std::move(options), std::move(log), *boot, seed);
     for (const std::string& why : refused) impl->log("ignoring revocation " + why);
     for (const crypto::Revocation& r : revocations)
@@ -128,7 +127,7 @@ Result<std::unique_ptr<Node>> Node::create(crypto::EnrollmentBundle bundle, Stat
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Node::~Node() {
-    impl_->timer.cancel();
+    impl_->alarm.cancel();
     impl_->transport.close();
 }
 
@@ -246,7 +245,7 @@ void Node::Impl::reschedule() {
     Time next = std::min({core.next_wakeup(), beacons.next_wakeup(), now + kMaxTimerDelay});
     for (const Parked& p : parked) next = std::min(next, p.deadline);
     if (leaving) next = std::min(next, leave_deadline);
-    timer.expire_after(std::max(Duration::zero(), next - now), [this] { on_timer(); });
+    alarm.set(std::max(next, now), [this] { on_timer(); });
 }
 
 void Node::Impl::seal_and_send(const net::Ipv4Endpoint& to,
@@ -294,7 +293,7 @@ void Node::Impl::log(const std::string& text) const {
 void Node::Impl::fatal(const std::string& message) {
     if (failed) return;
     failed = true;
-    timer.cancel();
+    alarm.cancel();
     transport.close();
     log("fatal: " + message);
     if (stop) stop(message);
@@ -316,7 +315,7 @@ void Node::Impl::save_peers() {
 
 void Node::Impl::finish_leave() {
     save_peers();
-    timer.cancel();
+    alarm.cancel();
     log("left");
     if (auto done = std::exchange(left, nullptr)) done();
 }

@@ -3,8 +3,8 @@
 // sealed and opened with the cluster's keys, peers found by LAN beacons, seeds and the last known
 // peers, one log line per membership change, and a graceful leave.
 //
-// Threading: everything runs on the thread inside the EventLoop's run(); the node is not
-// thread-safe and must be created, used and destroyed on that thread.
+// Threading: everything runs on the one thread that delivers the transport's callbacks and the
+// alarm (the EventLoop's in production); the node is not thread-safe.
 
 #include <cstdint>
 #include <functional>
@@ -16,7 +16,6 @@
 
 #include "crypto/cluster.hpp"
 #include "node/membership/config.hpp"
-#include "node/net/event_loop.hpp"
 #include "node/net/transport.hpp"
 #include "node/runtime/clock.hpp"
 #include "node/runtime/discovery.hpp"
@@ -45,13 +44,12 @@ using LogSink = std::function<void(std::string_view line)>;
 class Node {
 public:
     // Loads the revocations in the state directory and the last known peers, and persists the
-    // new boot counter; nothing is sent before start(). `loop`, `transport` and `clock` are
+    // new boot counter; nothing is sent before start(). `transport`, `clock` and `alarm` are
     // borrowed and must outlive the node.
     [[nodiscard]] static Result<std::unique_ptr<Node>> create(crypto::EnrollmentBundle bundle,
                                                               StateDir state,
-                                                              net::EventLoop& loop,
                                                               net::Transport& transport,
-                                                              const Clock& clock,
+                                                              const Clock& clock, Alarm& alarm,
                                                               NodeOptions options, LogSink log);
     ~Node();
     Node(const Node&) = delete;

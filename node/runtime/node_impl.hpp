@@ -15,7 +15,6 @@
 #include "crypto/datagram.hpp"
 #include "node/membership/membership.hpp"
 #include "node/membership/wire.hpp"
-#include "node/net/event_loop.hpp"
 #include "node/runtime/discovery.hpp"
 #include "node/runtime/discovery_wire.hpp"
 #include "node/runtime/node.hpp"
@@ -68,9 +67,9 @@ struct Parked {
 };
 
 struct Node::Impl {
-    Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::EventLoop& event_loop,
-         net::Transport& net_transport, const Clock& node_clock, NodeOptions node_options,
-         LogSink sink, std::uint32_t boot, std::uint64_t rng_seed);
+    Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::Transport& net_transport,
+         const Clock& node_clock, Alarm& node_alarm, NodeOptions node_options, LogSink sink,
+         std::uint32_t boot, std::uint64_t rng_seed);
 
     // node.cpp
     void on_datagram(const net::Ipv4Endpoint& from, std::span<const std::uint8_t> bytes);
@@ -119,9 +118,9 @@ struct Node::Impl {
     RingEpochs epochs{ring};
 
     StateDir state;
-    net::EventLoop& loop;
     net::Transport& transport;
     const Clock& clock;
+    Alarm& alarm;
     NodeOptions options;
     LogSink log_sink;
     std::function<void(const std::string&)> stop;
@@ -139,7 +138,6 @@ struct Node::Impl {
     std::vector<net::Ipv4Endpoint> direct_targets;  // seeds, then last known peers
     std::deque<Parked> parked;
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
-    net::Timer timer;
     NodeStats stats;
     bool started = false;
     bool leaving = false;

@@ -8,8 +8,10 @@ namespace starling::net::testing {
 
 class FakeTransport final : public Transport {
 public:
-    FakeTransport(FakeNetwork& network, Ipv4Endpoint local) : network_(network), local_(local) {
+    FakeTransport(FakeNetwork& network, Ipv4Endpoint local, std::optional<Ipv4Endpoint> group)
+        : network_(network), local_(local), group_(group) {
         network_.bound_[local_] = this;
+        if (group_) network_.groups_[*group_].push_back(this);
     }
     ~FakeTransport() override { close(); }
 
@@ -34,6 +36,7 @@ public:
         if (closed_) return;
         closed_ = true;
         network_.bound_.erase(local_);
+        if (group_) std::erase(network_.groups_[*group_], this);
     }
 
     void receive(const Ipv4Endpoint& from, std::span<const std::uint8_t> bytes) {
@@ -49,14 +52,16 @@ public:
 private:
     FakeNetwork& network_;
     Ipv4Endpoint local_;
+    std::optional<Ipv4Endpoint> group_;
     TransportHandlers handlers_;
     TransportCounters counters_;
     bool closed_ = false;
 };
 
-std::unique_ptr<Transport> FakeNetwork::open(Ipv4Endpoint bind) {
+std::unique_ptr<Transport> FakeNetwork::open(Ipv4Endpoint bind,
+                                             std::optional<Ipv4Endpoint> group) {
     if (bind.port == 0) bind.port = next_port_++;
-    return std::make_unique<FakeTransport>(*this, bind);
+    return std::make_unique<FakeTransport>(*this, bind, group);
 }
 
 std::size_t FakeNetwork::deliver() {
@@ -65,7 +70,12 @@ std::size_t FakeNetwork::deliver() {
         InFlight d = std::move(queue_.front());
         queue_.pop_front();
         if (drop && drop(d.from, d.to)) continue;
-        if (auto to = bound_.find(d.to); to != bound_.end()) {
+        if (auto group = groups_.find(d.to); group != groups_.end()) {
+            const std::vector<FakeTransport*> members = group->second;  // a handler may close one
+            for (FakeTransport* member : members)
+                if (member->local_endpoint() != d.from && bound_.contains(member->local_endpoint()))
+                    member->receive(d.from, d.bytes);
+        } else if (auto to = bound_.find(d.to); to != bound_.end()) {
             to->second->receive(d.from, d.bytes);
         } else if (auto from = bound_.find(d.from); from != bound_.end()) {
             from->second->refused(d.to);

@@ -11,6 +11,14 @@
 #include <optional>
 #include <vector>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "node/net/control.hpp"
 #include "node/net/event_loop.hpp"
 #include "node/net/udp_transport.hpp"
 #include "protocol/limits.hpp"
@@ -221,4 +229,34 @@ TEST_CASE("the UDP fault hook's delays deliver every datagram, and a seed replay
     CHECK(first.size() > 5);
     CHECK(first.size() < 35);
     CHECK(lost_with_seed(99) == first);
+}
+
+TEST_CASE("the control socket answers one request per connection, owner-only") {
+    UdpFixture f;  // for its event loop
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("starling-control-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto path = dir / "control.sock";
+    auto server = ControlServer::open(f.loop, path, [](std::string_view request) {
+        return "you said " + std::string(request) + "\n";
+    });
+    REQUIRE(server.ok());
+    CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+
+    std::atomic<bool> done{false};
+    Result<std::string> reply = make_error(ErrorCode::io, "not asked");
+    std::thread client([&] {
+        reply = query_control(path, "members");
+        done = true;
+    });
+    CHECK(f.loop.run_until([&] { return done.load(); }, 5s));
+    client.join();
+    REQUIRE(reply.ok());
+    CHECK(*reply == "you said members\n");
+
+    server->reset();
+    CHECK_FALSE(std::filesystem::exists(path));
+    CHECK(query_control(path, "members").error().code == ErrorCode::not_found);
+    std::filesystem::remove_all(dir);
 }

@@ -1,0 +1,176 @@
+// The node's parts on their own: discovery messages, the beacon schedule, the state directory
+// and the certificate table.
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "crypto/cluster.hpp"
+#include "node/runtime/discovery.hpp"
+#include "node/runtime/discovery_wire.hpp"
+#include "node/runtime/peer_table.hpp"
+#include "node/runtime/state_dir.hpp"
+#include "tests/node/node_harness.hpp"
+#include "tests/protocol/temp_dir.hpp"
+
+using namespace starling;
+using namespace starling::runtime;
+using namespace starling::runtime::testing;
+
+namespace {
+
+struct Enrolled {
+    crypto::ClusterSecrets secrets;
+    crypto::EnrollmentBundle a;
+    crypto::EnrollmentBundle b;
+};
+
+Enrolled enroll_two() {
+    auto secrets = crypto::ClusterSecrets::create("home", kUnixStart);
+    REQUIRE(secrets.ok());
+    auto a = secrets->issue_device("a", crypto::Role::trainer, kUnixStart, 1000);
+    auto b = secrets->issue_device("b", crypto::Role::trainer, kUnixStart, 1000);
+    REQUIRE((a.ok() && b.ok()));
+    return {std::move(secrets).value(), std::move(a).value(), std::move(b).value()};
+}
+
+}  // namespace
+
+TEST_CASE("discovery messages round-trip and malformed ones are refused") {
+    const Beacon beacon{kBeaconSeeking, {{10, 0, 0, 7}, 7946}, std::vector<std::uint8_t>(300, 5)};
+    const auto bytes = encode_beacon(beacon);
+    CHECK(channel_of(bytes) == Channel::discovery);
+    auto m = decode_discovery(bytes);
+    REQUIRE(m.ok());
+    CHECK(m->kind == DiscoveryKind::beacon);
+    CHECK(m->beacon.flags == kBeaconSeeking);
+    CHECK(m->beacon.address == beacon.address);
+    CHECK(m->beacon.certificate == beacon.certificate);
+
+    std::vector<crypto::DeviceId> wants(3);
+    wants[1][0] = 9;
+    auto request = decode_discovery(encode_certificate_request(wants));
+    REQUIRE(request.ok());
+    CHECK(request->wants == wants);
+
+    const std::vector<std::vector<std::uint8_t>> certs(10, std::vector<std::uint8_t>(330, 1));
+    std::size_t packed = 0;
+    const auto answer = encode_certificates(certs, 0, packed);
+    CHECK(packed >= 3);
+    CHECK(packed < certs.size());
+    CHECK(answer.size() <= crypto::kMaxPeerPlaintextBytes);
+    auto decoded = decode_discovery(answer);
+    REQUIRE(decoded.ok());
+    CHECK(decoded->certificates.size() == packed);
+
+    auto truncated = bytes;
+    truncated.resize(bytes.size() / 2);
+    CHECK_FALSE(decode_discovery(truncated).ok());
+    CHECK_FALSE(decode_discovery(std::vector<std::uint8_t>(64, 0)).ok());
+    CHECK(channel_of(std::vector<std::uint8_t>(4, 0)) == Channel::unknown);
+    Beacon odd = beacon;
+    odd.flags = 0x80;
+    CHECK_FALSE(decode_discovery(encode_beacon(odd)).ok());
+}
+
+TEST_CASE("beacons back off while alone; once joined the LAN hears about one per interval") {
+    DiscoveryTimers timers;
+    model::Rng rng(1);
+    BeaconSchedule s(timers, Time{0});
+    CHECK(s.on_tick(Time{0}, true, rng).multicast);
+    CHECK_FALSE(s.on_tick(Time{0} + 500ms, true, rng).multicast);
+    CHECK(s.on_tick(Time{0} + 1s, true, rng).direct);
+    CHECK(s.next_wakeup() == Time{0} + 3s);  // the interval doubled
+
+    int sent = 0;
+    for (Time t = Time{0} + 3s; t < Time{0} + 3s + 10 * timers.joined_interval; t += 100ms)
+        sent += s.on_tick(t, false, rng).multicast ? 1 : 0;
+    CHECK(sent == 10);
+
+    BeaconSchedule quiet(timers, Time{0});
+    (void)quiet.on_tick(Time{0}, false, rng);
+    quiet.on_beacon_heard();
+    for (Time t{0}; t < Time{0} + timers.joined_interval - 1ms; t += 100ms)
+        CHECK_FALSE(quiet.on_tick(t, false, rng).multicast);
+}
+
+TEST_CASE("the state directory persists boots and incarnations, and holds one node at a time") {
+    starling::testing::TempDir dir("state");
+    crypto::DeviceId device{};
+    device[0] = 1;
+    {
+        auto state = StateDir::open(dir.path(), device);
+        REQUIRE(state.ok());
+        CHECK(state->record().boot == 0);
+        CHECK(*state->begin_boot() == 1);
+        REQUIRE(state->save_incarnation(7).ok());
+        CHECK_FALSE(StateDir::open(dir.path(), device).ok());  // locked
+        const std::vector<KnownPeer> peers{{{{10, 0, 0, 2}, 7946}, {1, 2, 3}}};
+        REQUIRE(state->save_peers(peers).ok());
+    }
+    auto again = StateDir::open(dir.path(), device);
+    REQUIRE(again.ok());
+    CHECK(again->record().boot == 1);
+    CHECK(again->record().incarnation == 7);
+    auto peers = again->load_peers();
+    REQUIRE(peers.ok());
+    REQUIRE(peers->size() == 1);
+    CHECK(peers->front().certificate == std::vector<std::uint8_t>{1, 2, 3});
+
+    crypto::DeviceId other{};
+    other[0] = 2;
+    starling::testing::TempDir dir2("state2");
+    {
+        auto state = StateDir::open(dir2.path(), device);
+        REQUIRE(state.ok());
+        REQUIRE(state->begin_boot().ok());
+    }
+    auto foreign = StateDir::open(dir2.path(), other);
+    REQUIRE_FALSE(foreign.ok());
+    CHECK(foreign.error().code == ErrorCode::invalid_argument);
+    std::ofstream(dir2 / "node.state", std::ios::trunc) << "garbage";
+    CHECK_FALSE(StateDir::open(dir2.path(), device).ok());  // refused, never reset
+}
+
+TEST_CASE("the certificate table trusts the owner's certificates and signs and verifies records") {
+    Enrolled e = enroll_two();
+    FakeClock clock;
+    const crypto::SignKeyPair sign{e.a.certificate.sign_key, std::move(e.a.sign_secret)};
+    PeerTable table(e.a.cluster, e.a.owner_key, e.a.certificate, sign, clock);
+    const crypto::DeviceId b = e.b.certificate.device;
+    CHECK(table.find(b) == nullptr);
+    CHECK(table.name_of(b).starts_with("device-"));
+    CHECK(table.learn(e.b.certificate) == PeerTable::Learned::added);
+    CHECK(table.learn(e.b.certificate) == PeerTable::Learned::known);
+    CHECK(table.name_of(b) == "b");
+    CHECK(table.kx_key(b) == e.b.certificate.kx_key);
+
+    membership::SignedRecordMessage message{};
+    message[3] = 42;
+    const auto signature = table.sign(message);
+    CHECK(table.verify(e.a.certificate.device, message, signature));
+    CHECK_FALSE(table.verify(b, message, signature));
+
+    crypto::Certificate forged = e.b.certificate;
+    forged.name = "mallory";
+    forged.serial += 1;
+    CHECK(table.learn(forged) == PeerTable::Learned::refused);
+
+    auto revocation = e.secrets.revoke("b", kUnixStart);
+    REQUIRE(revocation.ok());
+    REQUIRE(table.revoke(*revocation).ok());
+    CHECK(table.find(b) == nullptr);
+    CHECK(table.learn(e.b.certificate) == PeerTable::Learned::refused);
+}
+
+TEST_CASE("an unknown sender's beacon vouches for it through the certificate it carries") {
+    Enrolled e = enroll_two();
+    FakeClock clock;
+    const crypto::SignKeyPair sign{e.a.certificate.sign_key, std::move(e.a.sign_secret)};
+    PeerTable table(e.a.cluster, e.a.owner_key, e.a.certificate, sign, clock);
+    const auto beacon = encode_beacon(
+        {0, {{10, 0, 0, 2}, 7946}, crypto::encode_certificate(e.b.certificate)});
+    CHECK(table.sign_key(e.b.certificate.device, beacon) == e.b.certificate.sign_key);
+    CHECK_FALSE(table.sign_key(e.a.certificate.device, beacon).has_value());  // not its own
+    CHECK_FALSE(table.sign_key(e.b.certificate.device, std::vector<std::uint8_t>(40)).has_value());
+}
