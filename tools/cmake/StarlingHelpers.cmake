@@ -8,6 +8,9 @@ target_compile_options(starling_options INTERFACE
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   target_compile_options(starling_options INTERFACE -Wno-restrict -Wno-stringop-overflow)
 endif()
+if(STARLING_STATIC)
+  target_compile_options(starling_options INTERFACE -ffunction-sections -fdata-sections)
+endif()
 # Baseline ISA for everything but the per-level kernel files: x86-64 (SSE2). Never -march=native:
 # the one binary must run on a Celeron without AVX.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
@@ -42,7 +45,9 @@ function(starling_executable name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE starling_options ${ARG_DEPS})
   if(STARLING_STATIC)
-    target_link_options(${name} PRIVATE -static)
+    # Unreferenced functions of the static libraries (and of libc/libstdc++ where they allow it)
+    # are dropped: the stripped binary must stay under 4 MB for the devices' flash budget.
+    target_link_options(${name} PRIVATE -static -Wl,--gc-sections)
   endif()
 endfunction()
 
