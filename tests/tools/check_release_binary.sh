@@ -16,6 +16,12 @@ case "$describe" in
   *) echo "FAIL: $bin is not statically linked"; exit 1 ;;
 esac
 
+# The flash budget of the devices: the stripped binary stays under 4 MB.
+strip -o "$work/stripped" "$bin"
+size="$(stat -c %s "$work/stripped")"
+echo "stripped size: $size bytes"
+[ "$size" -le 4000000 ] || { echo "FAIL: stripped binary is $size bytes, over 4 MB"; exit 1; }
+
 # A small, learnable CSV problem: the label is the index of the largest of the first 3 values.
 awk 'BEGIN { srand(11); print "label,f0,f1,f2,f3,f4,f5,f6,f7";
   for (i = 0; i < 600; i++) { best = 0; for (j = 0; j < 8; j++) { v[j] = rand() * 2 - 1 }
