@@ -4,9 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <set>
-#include <tuple>
-#include <unordered_map>
+#include <map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -31,18 +30,25 @@ public:
 
 private:
     using Update = std::variant<SignedRecord, Accusation>;
-    // Fewest transmissions first, then newest first.
-    using Key = std::tuple<std::uint32_t, std::uint64_t, DeviceId>;
     struct Entry {
         Update update;
         std::uint32_t transmits = 0;
         std::uint64_t age = 0;  // decreasing stamp: smaller is newer
     };
+    // Fewest transmissions first, then newest first; records and accusations apart, so picking
+    // what fits never walks past what does not.
+    using Key = std::pair<std::uint32_t, std::uint64_t>;
+    using Order = std::map<Key, DeviceId>;
     void push(const DeviceId& id, Update update);
+    Order& order_of(const Entry& entry) {
+        return std::holds_alternative<SignedRecord>(entry.update) ? records_ : accusations_;
+    }
 
-    std::unordered_map<DeviceId, Entry, DeviceIdHash> entries_;
-    std::set<Key> order_;
+    DeviceIdMap<Entry> entries_;
+    Order records_;
+    Order accusations_;
     std::uint64_t next_age_ = ~std::uint64_t{0};
+    std::vector<DeviceId> taken_;  // scratch of take()
 };
 
 }  // namespace starling::membership::detail

@@ -40,8 +40,8 @@ struct Timers {
     // A probe refused by the target's host (ICMP port or host unreachable: the process is gone,
     // as after kill -9) is evidence a pause never gives, so it gets a short timeout; it still
     // allows a restarting process on the same port to refute.
-    Duration refused_suspicion_min = 2s;
-    Duration refused_suspicion_max = 4s;
+    Duration refused_suspicion_min = 1500ms;
+    Duration refused_suspicion_max = 3s;
 
     // Anti-entropy: digests with one random live peer each period, scaled like memberlist's
     // push/pull (x1 up to 32 members, +1 per doubling beyond) so its cost per node stays flat.

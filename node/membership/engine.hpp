@@ -9,12 +9,14 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "node/membership/broadcasts.hpp"
 #include "node/membership/health.hpp"
 #include "node/membership/member_table.hpp"
+#include "node/membership/suspicion.hpp"
 #include "node/membership/membership.hpp"
 #include "node/membership/wire.hpp"
 
@@ -62,6 +64,20 @@ struct Reconnect {
     Time deadline{};
 };
 
+// At most `limit` events per second (a fixed one-second window).
+struct RateWindow {
+    std::uint32_t limit = 0;
+    Time start{};
+    std::uint32_t used = 0;
+    [[nodiscard]] bool allow(Time now);
+};
+
+// Senders served within the last limits::kRecentSenderCooldownMilliseconds (a small ring).
+struct RecentSenders {
+    std::array<std::pair<DeviceId, Time>, limits::kMaxRecentSenders> entries{};
+    std::size_t next = 0;
+};
+
 struct Engine {
     Engine(const Config& config, RecordAuthenticator& authenticator, model::Rng rng, Time now);
 
@@ -97,7 +113,8 @@ struct Engine {
     void declare_dead(Time now, Member& member, const Accusation& accusation);
     void refute(Incarnation at_least);
     void set_state(Time now, Member& member, MemberState state);
-    void schedule_suspicion(Member& member);
+    void schedule_suspicion(Time now, Member& member);
+    void schedule_query(Time now, const Member& member, Suspicion& suspicion);
     Accusation accusation_of(const Member& member) const;
     [[nodiscard]] bool verify(const SignedRecord& record);
     void sign_self();
@@ -116,7 +133,9 @@ struct Engine {
                            const std::vector<Digest>& digests, const std::vector<DeviceId>& wants);
     void append_state_of(const DeviceId& id, std::vector<SignedRecord>& records,
                          std::vector<Accusation>& accusations) const;
-    [[nodiscard]] bool reply_allowed(Time now);
+    void on_sender(Time now, const PeerAddress& from, const DeviceId& sender);
+    // True if `sender` was served within the cooldown; otherwise records it and returns false.
+    [[nodiscard]] static bool recently(RecentSenders& recent, Time now, const DeviceId& sender);
     Duration sync_interval() const;
     // Up to `count` distinct random live members other than `except`.
     void pick_live(std::size_t count, const DeviceId* except, std::vector<const Member*>& out);
@@ -140,7 +159,9 @@ struct Engine {
     std::vector<Action> actions;
     std::size_t queued_sends = 0;
 
+    DeviceIdMap<Suspicion> suspicions;  // of suspect members
     std::set<std::pair<Time, DeviceId>> suspicion_deadlines;
+    std::set<std::pair<Time, DeviceId>> suspicion_queries;
 
     std::vector<DeviceId> probe_order;
     std::size_t probe_cursor = 0;
@@ -152,12 +173,16 @@ struct Engine {
 
     Time next_gossip_at{};
     Time next_sync_at{};
+    std::uint32_t early_syncs_left = 0;
+    Time next_early_sync_at = kNever;
     Time next_reconnect_at{};
     Time next_join_at = kNever;
     Time next_reap_at{};
     std::vector<PeerAddress> seeds;
-    Time reply_window_start{};
-    std::uint32_t replies_in_window = 0;
+    RateWindow join_answers{limits::kMaxJoinAnswersPerSecond};
+    RateWindow digest_replies{limits::kMaxDigestRepliesPerSecond};
+    RecentSenders introduced;      // asked for their record or told they are held failed
+    RecentSenders digest_replied;  // sent our digests to
 
     Incarnation incarnation_before_message = 0;  // to notice a refutation a message caused
     Message incoming;  // reused: decoding keeps its vectors' capacity

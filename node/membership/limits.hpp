@@ -59,12 +59,29 @@ inline constexpr std::uint32_t kMaxHealthMultiplier = 8;
 // Independent suspicions of one member remembered (Lifeguard's confirmations C, K <= this - 1).
 inline constexpr std::size_t kMaxSuspicionAccusers = 8;
 
+// A node holding a suspicion asks the suspect itself for its record, two probe periods in and
+// then every period until the deadline, at most this many times: a refutation that gossip failed
+// to bring (at 10% loss a few nodes miss one) is pulled from its source instead of lingering
+// into a false failure. One small datagram per period per suspicion held.
+inline constexpr std::uint32_t kMaxSuspicionQueries = 32;
+
+// Digest exchanges a node makes right after it joined, besides the periodic ones.
+inline constexpr std::uint32_t kEarlySyncs = 5;
+
 // Seed addresses a node retries while it knows no live peer.
 inline constexpr std::size_t kMaxSeeds = 16;
 
-// Full-state answers (join and sync) sent per second: an amplification bound, since one small
-// request can cost a full table of records (~100 datagrams at 1,000 members).
-inline constexpr std::uint32_t kMaxStateRepliesPerSecond = 20;
+// Answers that cost a full table, per second: join answers (every record: ~100 datagrams at
+// 1,000 members) and digest replies (every digest: ~30 datagrams at 1,000). An amplification
+// bound, sized for a whole LAN of 100 powering up in the same second.
+inline constexpr std::uint32_t kMaxJoinAnswersPerSecond = 100;
+inline constexpr std::uint32_t kMaxDigestRepliesPerSecond = 100;
+
+// A sender we know nothing about (or hold failed) is asked for its record (or told, so it
+// refutes), and a digest request is answered, at most once per this many milliseconds per
+// sender; each ring remembers this many senders.
+inline constexpr std::uint32_t kRecentSenderCooldownMilliseconds = 1000;
+inline constexpr std::size_t kMaxRecentSenders = 16;
 
 // Actions waiting for the driver: past this, sends are dropped and counted (events never are,
 // and their number is bounded by the members' state changes).

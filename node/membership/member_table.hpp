@@ -5,10 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
-#include "node/membership/suspicion.hpp"
 #include "node/membership/types.hpp"
 
 namespace starling::membership::detail {
@@ -20,8 +18,8 @@ struct Member {
     Time since{};                      // when `state` began
     DeviceId accuser{};                // suspect or dead: the first accuser, passed on with it
     bool refused = false;
-    std::optional<Suspicion> suspicion;  // while suspect
-    Time deadline = kNever;              // while suspect: when it is declared failed
+    Time deadline = kNever;            // while suspect: when it is declared failed (the
+                                       // Suspicion itself lives in Engine::suspicions)
 
     const DeviceId& id() const noexcept { return record.id; }
     bool live() const noexcept {
@@ -46,8 +44,15 @@ public:
     auto end() const { return members_.end(); }
 
 private:
+    // Open addressing with linear probing over a power-of-two table at most half full: one
+    // cache line per lookup, where a node-based map chases pointers (the simulator runs a
+    // thousand of these tables).
+    static constexpr std::uint32_t kEmpty = ~std::uint32_t{0};
+    std::size_t slot_of(const DeviceId& id) const;
+    void grow();
+
     std::vector<Member> members_;
-    std::unordered_map<DeviceId, std::uint32_t, DeviceIdHash> index_;
+    std::vector<std::uint32_t> slots_;  // index into members_, or kEmpty
 };
 
 }  // namespace starling::membership::detail

@@ -49,7 +49,8 @@ Engine::Engine(const Config& config_in, RecordAuthenticator& authenticator_in, m
     next_sync_at = now + t.sync_interval / 2 + random_below(rng, t.sync_interval / 2);
     next_reconnect_at = now + random_below(rng, t.reconnect_interval);
     next_reap_at = now + t.left_retention;
-    reply_window_start = now;
+    for (RecentSenders* recent : {&introduced, &digest_replied})
+        for (auto& [id, at] : recent->entries) at = now - std::chrono::hours(1);
 }
 
 void Engine::on_message(Time now, const PeerAddress& from, const DeviceId& sender,
@@ -69,6 +70,7 @@ void Engine::on_message(Time now, const PeerAddress& from, const DeviceId& sende
     // Records first: a ping may carry its sender's first record, which the ack then relies on.
     for (const SignedRecord& record : m.records) on_record(now, record, via);
     for (const Accusation& accusation : m.accusations) on_accusation(now, accusation, via);
+    on_sender(now, from, sender);
     switch (m.kind) {
         case MessageKind::ping: on_ping(from, sender, m); break;
         case MessageKind::ping_req: on_ping_req(now, from, sender, m); break;
@@ -77,10 +79,13 @@ void Engine::on_message(Time now, const PeerAddress& from, const DeviceId& sende
         case MessageKind::gossip: break;
         case MessageKind::sync: on_sync(now, from, sender, m); break;
     }
-    // Just joined: gossip about members who joined at the same moment may miss us, so one
-    // early digest exchange, a probe period later, fills what it missed.
-    if (live_before == 0 && live > 0 && via == Via::join_answer && !leaving)
-        next_sync_at = std::min(next_sync_at, now + config.timers.probe_interval);
+    // Just found the cluster (a join answer, or gossip when the seed was too busy to answer):
+    // news that spread before we were known, and join-answer datagrams that were lost, missed
+    // us, so a few early digest exchanges, one per probe period, fill the gap.
+    if (live_before == 0 && live > 0 && !leaving) {
+        early_syncs_left = limits::kEarlySyncs;
+        next_early_sync_at = now + config.timers.probe_interval;
+    }
 }
 
 void Engine::on_tick(Time now) {
@@ -93,6 +98,13 @@ void Engine::on_tick(Time now) {
             pick_live(1, nullptr, peer);
             if (!peer.empty()) start_sync(now, peer.front()->record.address, peer.front()->id());
             next_sync_at = now + sync_interval();
+        }
+        if (early_syncs_left > 0 && now >= next_early_sync_at) {
+            std::vector<const Member*> peer;
+            pick_live(1, nullptr, peer);
+            if (!peer.empty()) start_sync(now, peer.front()->record.address, peer.front()->id());
+            --early_syncs_left;
+            next_early_sync_at = now + config.timers.probe_interval;
         }
         if (now >= next_reconnect_at) {
             reconnect(now);
@@ -111,9 +123,11 @@ Time Engine::next_wakeup() const {
     Time next = next_reap_at;
     if (!broadcasts.empty()) next = std::min(next, next_gossip_at);
     if (!suspicion_deadlines.empty()) next = std::min(next, suspicion_deadlines.begin()->first);
+    if (!suspicion_queries.empty()) next = std::min(next, suspicion_queries.begin()->first);
     for (const Relay& relay : relays) next = std::min(next, relay.deadline);
     if (leaving) return next;
     next = std::min({next, next_probe_at, next_sync_at, next_reconnect_at, next_join_at});
+    if (early_syncs_left > 0) next = std::min(next, next_early_sync_at);
     if (probe.active) next = std::min(next, probe.indirect_sent ? probe.end : probe.ack_deadline);
     return next;
 }
@@ -224,6 +238,7 @@ std::vector<MemberView> Membership::members() const {
 }
 
 std::size_t Membership::live_count() const { return engine_->live; }
+std::size_t Membership::alive_count() const { return engine_->live - engine_->suspicions.size(); }
 std::uint32_t Membership::health_multiplier() const { return engine_->health.multiplier(); }
 bool Membership::broadcasts_pending() const { return !engine_->broadcasts.empty(); }
 bool Membership::has_left() const { return engine_->leaving; }

@@ -68,7 +68,7 @@ struct Counters {
     std::uint64_t unexpected = 0;       // an ack or nack for no probe in flight
     std::uint64_t table_full = 0;       // a new member past max_members
     std::uint64_t relays_full = 0;      // a ping-req past limits::kMaxPendingRelays
-    std::uint64_t replies_limited = 0;  // a join or sync past kMaxStateRepliesPerSecond
+    std::uint64_t replies_limited = 0;  // a join or digest reply past its per-second limit
     std::uint64_t sends_dropped = 0;    // the driver did not drain take_actions() in time
 };
 
@@ -113,7 +113,8 @@ public:
     [[nodiscard]] Incarnation incarnation() const;
     [[nodiscard]] std::optional<MemberView> member(const DeviceId& id) const;
     [[nodiscard]] std::vector<MemberView> members() const;  // without this node
-    [[nodiscard]] std::size_t live_count() const;            // alive or suspect, this node excluded
+    [[nodiscard]] std::size_t live_count() const;   // alive or suspect, this node excluded
+    [[nodiscard]] std::size_t alive_count() const;  // alive only, this node excluded
     [[nodiscard]] std::uint32_t health_multiplier() const;   // Lifeguard: 1 (healthy) .. 8
     [[nodiscard]] bool broadcasts_pending() const;
     [[nodiscard]] bool has_left() const;

@@ -31,7 +31,9 @@ void Engine::set_state(Time now, Member& m, MemberState state) {
     if (m.state == MemberState::dead) --dead;
     if (m.state == MemberState::suspect) {
         suspicion_deadlines.erase({m.deadline, m.id()});
-        m.suspicion.reset();
+        if (const auto it = suspicions.find(m.id()); it != suspicions.end())
+            suspicion_queries.erase({it->second.next_query, m.id()});
+        suspicions.erase(m.id());
         m.deadline = kNever;
     }
     m.state = state;
@@ -136,9 +138,10 @@ void Engine::on_accusation(Time now, const Accusation& a, Via via) {
         return;
     }
     // Suspect at this incarnation already: an independent confirmation shortens the timeout.
-    if (m->suspicion->on_accused(accusation.accuser, accusation.refused)) {
-        m->refused = m->suspicion->refused();
-        schedule_suspicion(*m);
+    Suspicion& suspicion = suspicions.at(m->id());
+    if (suspicion.on_accused(accusation.accuser, accusation.refused)) {
+        m->refused = suspicion.refused();
+        schedule_suspicion(now, *m);
         if (via != Via::join_answer) broadcasts.push(accusation);
     }
 }
@@ -148,24 +151,39 @@ void Engine::suspect(Time now, Member& m, const Accusation& a) {
     m.incarnation = a.incarnation;
     m.accuser = a.accuser;
     m.refused = a.refused;
-    m.suspicion.emplace(now, a.accuser, a.refused);
-    schedule_suspicion(m);
+    suspicions.insert_or_assign(m.id(), Suspicion(now, a.accuser, a.refused));
+    schedule_suspicion(now, m);
     emit(PeerEventKind::suspect, m);
 }
 
-void Engine::schedule_suspicion(Member& m) {
+void Engine::schedule_suspicion(Time now, Member& m) {
     const Timers& t = config.timers;
     const std::size_t n = live + 1;
     const std::uint32_t expected =
         n > 2 ? std::min<std::uint32_t>(t.confirmations, static_cast<std::uint32_t>(n - 2)) : 0;
-    const bool refused = m.suspicion->refused();
+    Suspicion& suspicion = suspicions.at(m.id());
+    const bool refused = suspicion.refused();
     const Duration timeout = suspicion_timeout(
         refused ? t.refused_suspicion_min : t.suspicion_min,
-        refused ? t.refused_suspicion_max : t.suspicion_max, m.suspicion->confirmations(),
+        refused ? t.refused_suspicion_max : t.suspicion_max, suspicion.confirmations(),
         std::min<std::uint32_t>(expected, limits::kMaxSuspicionAccusers - 1));
     suspicion_deadlines.erase({m.deadline, m.id()});
-    m.deadline = m.suspicion->started() + timeout;
+    m.deadline = suspicion.started() + timeout;
     suspicion_deadlines.insert({m.deadline, m.id()});
+    schedule_query(now, m, suspicion);
+}
+
+void Engine::schedule_query(Time now, const Member& m, Suspicion& suspicion) {
+    suspicion_queries.erase({suspicion.next_query, m.id()});
+    suspicion.next_query = kNever;
+    if (suspicion.queries_sent >= limits::kMaxSuspicionQueries) return;
+    // Two probe periods in (a refutation that missed us should not linger for the whole
+    // timeout), then every period until the deadline.
+    const Duration period = config.timers.probe_interval;
+    const Time next = suspicion.started() + period * (2 + static_cast<int>(suspicion.queries_sent));
+    if (next >= m.deadline) return;
+    suspicion.next_query = std::max(now, next);
+    suspicion_queries.insert({suspicion.next_query, m.id()});
 }
 
 void Engine::declare_dead(Time now, Member& m, const Accusation& a) {
@@ -178,13 +196,28 @@ void Engine::declare_dead(Time now, Member& m, const Accusation& a) {
 }
 
 void Engine::on_suspicion_timers(Time now) {
+    // Ask the suspect itself, in case its refutation missed us.
+    while (!suspicion_queries.empty() && suspicion_queries.begin()->first <= now) {
+        const DeviceId id = suspicion_queries.begin()->second;
+        suspicion_queries.erase(suspicion_queries.begin());
+        Member* m = members.find(id);
+        const auto it = suspicions.find(id);
+        if (m == nullptr || it == suspicions.end()) continue;
+        it->second.next_query = kNever;
+        ++it->second.queries_sent;
+        outgoing.clear();
+        outgoing.kind = MessageKind::sync;
+        outgoing.wants.push_back(id);
+        send(m->record.address, id, outgoing, false);
+        schedule_query(now, *m, it->second);
+    }
     while (!suspicion_deadlines.empty() && suspicion_deadlines.begin()->first <= now) {
         Member* m = members.find(suspicion_deadlines.begin()->second);
         if (m == nullptr) {  // cannot happen: removal clears the deadline first
             suspicion_deadlines.erase(suspicion_deadlines.begin());
             continue;
         }
-        const bool refused = m->suspicion && m->suspicion->refused();
+        const bool refused = m->refused;
         declare_dead(now, *m, Accusation{m->id(), m->incarnation, MemberState::dead, self.id, refused});
         broadcasts.push(accusation_of(*m));
     }

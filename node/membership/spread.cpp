@@ -56,17 +56,40 @@ Duration Engine::sync_interval() const {
     return config.timers.sync_interval * static_cast<int>(scale);
 }
 
-bool Engine::reply_allowed(Time now) {
-    if (now - reply_window_start >= std::chrono::seconds(1)) {
-        reply_window_start = now;
-        replies_in_window = 0;
+bool RateWindow::allow(Time now) {
+    if (now - start >= std::chrono::seconds(1)) {
+        start = now;
+        used = 0;
     }
-    if (replies_in_window >= limits::kMaxStateRepliesPerSecond) {
-        ++counters.replies_limited;
-        return false;
-    }
-    ++replies_in_window;
+    if (used >= limit) return false;
+    ++used;
     return true;
+}
+
+bool Engine::recently(RecentSenders& recent, Time now, const DeviceId& sender) {
+    const auto cooldown = std::chrono::milliseconds(limits::kRecentSenderCooldownMilliseconds);
+    for (const auto& [id, at] : recent.entries)
+        if (id == sender && now - at < cooldown) return true;
+    recent.entries[recent.next] = {sender, now};
+    recent.next = (recent.next + 1) % recent.entries.size();
+    return false;
+}
+
+void Engine::on_sender(Time now, const PeerAddress& from, const DeviceId& sender) {
+    // A member talking to us that we do not know (gossip about it missed us) or hold failed (it
+    // does not know): ask for its record, or tell it, so it refutes. Once a second per sender.
+    if (sender == self.id || leaving) return;
+    const Member* m = members.find(sender);
+    if (m != nullptr && m->state != MemberState::dead) return;
+    if (recently(introduced, now, sender)) return;
+    outgoing.clear();
+    outgoing.kind = MessageKind::sync;
+    if (m == nullptr) {
+        outgoing.wants.push_back(sender);
+    } else {
+        outgoing.accusations.push_back(accusation_of(*m));
+    }
+    send(from, sender, outgoing, false);
 }
 
 void Engine::append_state_of(const DeviceId& id, std::vector<SignedRecord>& records,
@@ -93,8 +116,8 @@ void Engine::send_sync_entries(const PeerAddress& to, const std::optional<Device
            w < wants.size()) {
         outgoing.clear();
         outgoing.kind = MessageKind::sync;
-        // One request for digests per exchange, not one per datagram.
-        outgoing.sync_flags = first ? flags : static_cast<std::uint8_t>(flags & ~kSyncReply);
+        // Every datagram asks for the digests (any one may be lost); the receiver answers once.
+        outgoing.sync_flags = flags;
         std::size_t budget = limits::kPacketPayloadBytes;
         const auto fill = [&budget](const auto& from, std::size_t& next, auto& into,
                                     std::size_t cost, std::size_t most) {
@@ -128,7 +151,11 @@ void Engine::on_sync(Time now, const PeerAddress& from, const DeviceId& sender, 
     if ((m.sync_flags & kSyncJoin) != 0) {
         // The joiner's record was merged above; answer with everything it cannot know, unless
         // that record did not verify (then the joiner is nobody to us).
-        if (members.find(sender) == nullptr || !reply_allowed(now)) return;
+        if (members.find(sender) == nullptr) return;
+        if (!join_answers.allow(now)) {
+            ++counters.replies_limited;
+            return;
+        }
         records.push_back(self);
         for (const Member& member : members)
             if (member.state != MemberState::dead) append_state_of(member.id(), records, accusations);
@@ -158,10 +185,14 @@ void Engine::on_sync(Time now, const PeerAddress& from, const DeviceId& sender, 
                      [&](const SignedRecord& r) { return r.id == self.id; }) == records.end())
         records.push_back(self);
     std::vector<Digest> digests;
-    if ((m.sync_flags & kSyncReply) != 0 && reply_allowed(now)) {
-        digests.reserve(members.size() + 1);
-        digests.push_back(Digest{self.id, self.incarnation, self.state});
-        for (const Member& member : members) digests.push_back(member.digest());
+    if ((m.sync_flags & kSyncReply) != 0 && !recently(digest_replied, now, sender)) {
+        if (digest_replies.allow(now)) {
+            digests.reserve(members.size() + 1);
+            digests.push_back(Digest{self.id, self.incarnation, self.state});
+            for (const Member& member : members) digests.push_back(member.digest());
+        } else {
+            ++counters.replies_limited;
+        }
     }
     if (records.empty() && accusations.empty() && wants.empty() && digests.empty()) return;
     send_sync_entries(from, sender, 0, records, accusations, digests, wants);

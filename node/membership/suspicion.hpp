@@ -30,6 +30,11 @@ public:
     // recomputes the deadline and passes the accusation on.
     [[nodiscard]] bool on_accused(const DeviceId& accuser, bool refused);
 
+    // The pull before the deadline (limits::kMaxSuspicionQueries): how many were sent, and when
+    // the next one is due (kNever: none scheduled).
+    std::uint32_t queries_sent = 0;
+    Time next_query = kNever;
+
 private:
     Time started_;
     std::array<DeviceId, limits::kMaxSuspicionAccusers> accusers_{};

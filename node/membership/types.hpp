@@ -7,8 +7,10 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "crypto/keys.hpp"
 
@@ -99,9 +101,22 @@ struct Digest {
     MemberState state = MemberState::alive;
 };
 
-// Hash of a device id for unordered containers: ids are random bytes, the first eight suffice.
+// Hash and equality of device ids for unordered containers (two 8-byte compares, where
+// std::array's operator== calls memcmp: the simulator's hottest path).
 struct DeviceIdHash {
     std::size_t operator()(const DeviceId& id) const noexcept;
 };
+struct DeviceIdEqual {
+    bool operator()(const DeviceId& a, const DeviceId& b) const noexcept {
+        std::uint64_t a0, a1, b0, b1;
+        std::memcpy(&a0, a.data(), 8);
+        std::memcpy(&a1, a.data() + 8, 8);
+        std::memcpy(&b0, b.data(), 8);
+        std::memcpy(&b1, b.data() + 8, 8);
+        return a0 == b0 && a1 == b1;
+    }
+};
+template <class Value>
+using DeviceIdMap = std::unordered_map<DeviceId, Value, DeviceIdHash, DeviceIdEqual>;
 
 }  // namespace starling::membership
