@@ -193,6 +193,12 @@ int run_info() {
     std::printf("kernels      %s (best available: %s)\n",
                 std::string(kernels::to_string(kernels::active().level)).c_str(),
                 std::string(kernels::to_string(kernels::detected_level())).c_str());
+    for (const auto& zone : hw.thermal_zones)
+        std::printf("thermal      %s %s %.1f C\n", zone.name.c_str(), zone.type.c_str(), zone.celsius);
+    const firmware::ProfileDefaults d = firmware::profile_defaults(hw);
+    std::printf("defaults     cpu budget %u%%, threads %u, batch %u, kernel %s\n",
+                d.cpu_budget_percent, d.threads, d.batch, std::string(d.kernel).c_str());
+    std::printf("budget why   %s\n", std::string(d.why).c_str());
     return kExitOk;
 }
 

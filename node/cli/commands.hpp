@@ -105,6 +105,12 @@ struct MembersArgs {
     bool stats = false;
 };
 
+// `config check FILE`: validates the configuration file and prints the effective values
+// (cmd_config.cpp).
+struct ConfigCheckArgs {
+    std::string file = "/etc/starling/starling.toml";
+};
+
 // Each returns the process exit code (cli.hpp).
 int run_train(const TrainArgs& args);
 int run_eval(const EvalArgs& args);
@@ -117,5 +123,6 @@ int run_keys_rotate(const KeysRotateArgs& args);
 int run_keys_list(const KeysListArgs& args);
 int run_node(const NodeArgs& args);
 int run_members(const MembersArgs& args);
+int run_config_check(const ConfigCheckArgs& args);
 
 }  // namespace starling::cli

@@ -169,6 +169,17 @@ void add_members(CLI::App& app) {
     members->callback([a] { g_exit_code = run_members(*a); });
 }
 
+void add_config(CLI::App& app) {
+    CLI::App* config = app.add_subcommand("config", "The configuration file");
+    config->require_subcommand(1);
+    auto a = std::make_shared<ConfigCheckArgs>();
+    CLI::App* check = config->add_subcommand(
+        "check", "Validate a configuration file and print each effective value and its origin");
+    check->add_option("file", a->file, "The file (default /etc/starling/starling.toml)")
+        ->capture_default_str();
+    check->callback([a] { g_exit_code = run_config_check(*a); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,6 +195,7 @@ int main(int argc, char** argv) {
     add_keys(app);
     add_node(app);
     add_members(app);
+    add_config(app);
     app.add_subcommand("info", "Version, CPU features and the kernels in use")->callback([] {
         g_exit_code = run_info();
     });

@@ -1,6 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <string_view>
+
 #include "firmware/hardware.hpp"
+#include "tests/protocol/temp_dir.hpp"
 
 using namespace starling::firmware;
 
@@ -23,4 +28,63 @@ TEST_CASE("the hardware profile of this machine is self-consistent") {
     CHECK(p.features.sse2);  // every x86-64 CPU
     if (p.features.avx2) CHECK(p.features.avx);
     if (p.features.avx512f) CHECK(p.features.avx2);
+}
+
+namespace {
+
+void write_text(const std::filesystem::path& file, std::string_view text) {
+    std::filesystem::create_directories(file.parent_path());
+    std::ofstream(file) << text;
+}
+
+}  // namespace
+
+TEST_CASE("thermal zones and memory are read from injectable /sys and /proc roots") {
+    starling::testing::TempDir root("hw");
+    write_text(root / "sys/class/thermal/thermal_zone0/temp", "45000\n");
+    write_text(root / "sys/class/thermal/thermal_zone0/type", "acpitz\n");
+    write_text(root / "sys/class/thermal/thermal_zone1/temp", "71500\n");
+    write_text(root / "sys/class/thermal/thermal_zone1/type", "x86_pkg_temp\n");
+    write_text(root / "sys/class/thermal/thermal_zone2/temp", "");  // a failing sensor
+    write_text(root / "sys/class/thermal/cooling_device0/type", "Fan\n");
+    write_text(root / "proc/meminfo", "MemTotal:        8000000 kB\nMemFree: 1 kB\n");
+
+    const auto zones = read_thermal_zones(root / "sys");
+    REQUIRE(zones.size() == 2);
+    CHECK(zones[0].type == "acpitz");
+    CHECK(zones[1].celsius == doctest::Approx(71.5));
+    CHECK(hottest_celsius(zones) == doctest::Approx(71.5));
+    CHECK(read_mem_total_bytes(root / "proc") == 8000000ull * 1024);
+    CHECK(read_thermal_zones(root / "nothing").empty());
+    CHECK(read_mem_total_bytes(root / "nothing") == 0);
+}
+
+TEST_CASE("profile defaults follow the CPU class, cores, memory and SIMD level") {
+    HardwareProfile p;
+    p.device_class = DeviceClass::celeron;
+    p.logical_cores = 4;
+    p.memory_bytes = std::uint64_t{1} << 30;
+    p.features.sse2 = p.features.sse4_2 = true;
+    ProfileDefaults d = profile_defaults(p);
+    CHECK(d.cpu_budget_percent == 25);
+    CHECK(d.threads == 1);
+    CHECK(d.batch == 32);
+    CHECK(d.kernel == "sse4.2");
+    CHECK_FALSE(d.why.empty());
+
+    p.device_class = DeviceClass::core_i3;
+    CHECK(profile_defaults(p).cpu_budget_percent == 35);
+
+    p.device_class = DeviceClass::core_i7;
+    p.logical_cores = 8;
+    p.memory_bytes = std::uint64_t{16} << 30;
+    p.features.avx = p.features.avx2 = p.features.fma = true;
+    d = profile_defaults(p);
+    CHECK(d.cpu_budget_percent == 50);
+    CHECK(d.threads == 4);
+    CHECK(d.batch == 128);
+    CHECK(d.kernel == "avx2");
+
+    p.device_class = DeviceClass::other;
+    CHECK(profile_defaults(p).cpu_budget_percent == 25);
 }

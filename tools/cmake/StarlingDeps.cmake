@@ -27,3 +27,9 @@ add_library(starling::zlib INTERFACE IMPORTED)
 target_link_libraries(starling::zlib INTERFACE ${ZLIB_LIBRARY_FOR_STARLING})
 
 find_program(FLATC flatc REQUIRED)
+
+# toml++ (libtomlplusplus-dev): only its header. Debian ships the compiled part as a shared library
+# alone, so firmware/config.cpp, the one file that includes it, compiles it header-only.
+find_path(TOMLPLUSPLUS_INCLUDE_DIR toml++/toml.h REQUIRED)
+add_library(starling::tomlplusplus INTERFACE IMPORTED)
+target_include_directories(starling::tomlplusplus SYSTEM INTERFACE ${TOMLPLUSPLUS_INCLUDE_DIR})
