@@ -95,15 +95,20 @@ CpuFeatures detect_cpu_features() noexcept {
     return f;
 }
 
-std::uint64_t read_mem_total_bytes(const std::filesystem::path& proc_root) {
+std::uint64_t read_meminfo_bytes(const std::filesystem::path& proc_root, std::string_view field) {
     std::ifstream in(proc_root / "meminfo");
     std::string key;
     std::uint64_t kib = 0;
     std::string unit;
     while (in >> key >> kib >> unit) {
-        if (key == "MemTotal:") return kib * 1024u;
+        if (key.size() == field.size() + 1 && key.back() == ':' && key.starts_with(field))
+            return kib * 1024u;
     }
     return 0;
+}
+
+std::uint64_t read_mem_total_bytes(const std::filesystem::path& proc_root) {
+    return read_meminfo_bytes(proc_root, "MemTotal");
 }
 
 std::vector<ThermalZone> read_thermal_zones(const std::filesystem::path& sys_root) {

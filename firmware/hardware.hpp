@@ -61,6 +61,9 @@ struct ProfileDefaults {
 
 // Readers of the kernel's files under an injectable root ("/sys", "/proc" on a real device).
 [[nodiscard]] std::vector<ThermalZone> read_thermal_zones(const std::filesystem::path& sys_root);
+// A /proc/meminfo field ("MemTotal", "MemAvailable") in bytes; 0 when absent.
+[[nodiscard]] std::uint64_t read_meminfo_bytes(const std::filesystem::path& proc_root,
+                                               std::string_view field);
 [[nodiscard]] std::uint64_t read_mem_total_bytes(const std::filesystem::path& proc_root);
 // The hottest zone in degrees Celsius; 0 when the device exposes none.
 [[nodiscard]] double hottest_celsius(const std::vector<ThermalZone>& zones) noexcept;

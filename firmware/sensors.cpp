@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <string>
 
 #include "firmware/hardware.hpp"
@@ -48,14 +47,7 @@ Pressure read_pressure(const std::filesystem::path& proc_root) {
 }
 
 std::uint64_t read_mem_available_bytes(const std::filesystem::path& proc_root) {
-    std::ifstream in(proc_root / "meminfo");
-    std::string key;
-    std::uint64_t kib = 0;
-    std::string unit;
-    while (in >> key >> kib >> unit) {
-        if (key == "MemAvailable:") return kib * 1024u;
-    }
-    return 0;
+    return read_meminfo_bytes(proc_root, "MemAvailable");
 }
 
 Micros own_cpu_time() noexcept {
