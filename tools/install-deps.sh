@@ -7,6 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 packages=(
   build-essential cmake ninja-build pkg-config file
+  help2man systemd dpkg-dev
   libasio-dev libsodium-dev
   libflatbuffers-dev flatbuffers-compiler
   libxtensor-dev libxsimd-dev xtl-dev
