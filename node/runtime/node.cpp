@@ -227,7 +227,10 @@ void Node::Impl::perform_actions() {
         if (failed) return;
         std::visit(Overloaded{
                        [this](membership::Send& send) {
-                           if (auto to = to_endpoint(send.to)) seal_and_send(*to, send.device, send.bytes);
+                           auto to = to_endpoint(send.to);
+                           if (!to) return;
+                           if (!send.device) introduce(*to);  // a seed may not know us yet
+                           seal_and_send(*to, send.device, send.bytes);
                        },
                        [this](membership::PeerEvent& event) { log_event(event); },
                        [this](membership::IncarnationChanged& changed) {

@@ -22,6 +22,13 @@ void Node::Impl::beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags) {
     seal_and_send(to, std::nullopt, encode_beacon({flags, options.advertise, own_certificate_bytes}));
 }
 
+void Node::Impl::introduce(const net::Ipv4Endpoint& to) {
+    const Time now = clock.now();
+    std::erase_if(introduced, [now](const auto& e) { return now >= e.second + kIntroductionInterval; });
+    if (introduced.size() >= kMaxIntroductions || !introduced.emplace(to, now).second) return;
+    beacon_to(to, alone() ? kBeaconSeeking : 0);
+}
+
 void Node::Impl::on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
                               std::span<const std::uint8_t> plaintext) {
     Result<DiscoveryMessage> m = decode_discovery(plaintext);

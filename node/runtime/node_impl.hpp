@@ -28,6 +28,10 @@ namespace starling::runtime {
 inline constexpr std::size_t kMaxParkedMessages = 64;
 inline constexpr Duration kParkedWait = 300ms;
 inline constexpr Duration kCertificateRequestRetry = 500ms;
+// A join or digest request to an address whose node may not know this one goes right after a
+// beacon (our certificate), at most once per interval per address, for this many addresses.
+inline constexpr Duration kIntroductionInterval = 1s;
+inline constexpr std::size_t kMaxIntroductions = 64;
 // A leave is given this long to spread before the node exits anyway.
 inline constexpr Duration kMaxLeaveDrain = 2s;
 // The last known peers are written at most this often (and at exit).
@@ -90,6 +94,7 @@ struct Node::Impl {
 
     // node_discovery.cpp
     void beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags);
+    void introduce(const net::Ipv4Endpoint& to);
     void on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
                       std::span<const std::uint8_t> plaintext);
     void on_beacon(const crypto::DeviceId& sender, const Beacon& beacon);
@@ -138,6 +143,7 @@ struct Node::Impl {
     std::vector<net::Ipv4Endpoint> direct_targets;  // seeds, then last known peers
     std::deque<Parked> parked;
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
+    std::map<net::Ipv4Endpoint, Time> introduced;  // direct beacons before joins
     NodeStats stats;
     bool started = false;
     bool leaving = false;
