@@ -1,6 +1,7 @@
 #include "node/runtime/discovery.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace starling::runtime {
 
@@ -48,6 +49,17 @@ void BeaconSchedule::on_beacon_heard() { ++heard_; }
 Time BeaconSchedule::next_wakeup() const noexcept {
     if (!joined_) return next_alone_;
     return fired_ ? interval_end_ : std::min(fire_at_, interval_end_);
+}
+
+std::uint64_t answerer_key(const crypto::DeviceId& newcomer,
+                           const crypto::DeviceId& member) noexcept {
+    std::uint64_t a = 0, b = 0;
+    std::memcpy(&a, newcomer.data(), sizeof a);
+    std::memcpy(&b, member.data(), sizeof b);
+    std::uint64_t x = a ^ (b * 0x9E3779B97F4A7C15ull);  // splitmix64's finaliser
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
 }
 
 bool WindowLimit::admit(Time now) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "crypto/keys.hpp"
 #include "node/membership/types.hpp"
 #include "node/model/rng.hpp"
 
@@ -17,10 +18,12 @@ using membership::Duration;
 using membership::Time;
 
 struct DiscoveryTimers {
-    Duration alone_interval = 1s;       // first retry while alone; doubles up to the max
+    // First retry while alone, doubling up to the max: a newcomer whose answers were all lost
+    // tries again within a LAN round trip or two, an empty LAN costs a beacon per 8 s.
+    Duration alone_interval = 250ms;
     Duration alone_max_interval = 8s;
     Duration joined_interval = 30s;     // one LAN beacon per interval from the whole cluster
-    // A newcomer's beacon is answered by about this many members in all: enough that one
+    // A newcomer's beacon is answered by this many members (answerer_rank): enough that one
     // answer arrives even at 10% loss, few enough that 100 members do not all answer.
     std::uint32_t answerers = 3;
     std::uint32_t answers_per_second = 20;  // beacon and certificate answers, together
@@ -52,6 +55,12 @@ private:
     bool fired_ = false;
     std::uint32_t heard_ = 0;
 };
+
+// Which members answer a newcomer's LAN beacon: those with the `answerers` lowest keys for it
+// among the live members, a rendezvous hash every member computes alike from the ids alone, so
+// about that many answer whatever the cluster's size (not a secret: ids are random already).
+[[nodiscard]] std::uint64_t answerer_key(const crypto::DeviceId& newcomer,
+                                         const crypto::DeviceId& member) noexcept;
 
 // At most `per_window` admissions in each window of `window`: answers to beacons and requests.
 class WindowLimit {

@@ -56,10 +56,9 @@ void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon)
     release_parked(now);
     const bool seeking = (beacon.flags & kBeaconSeeking) != 0;
     if (!seeking) beacons.on_beacon_heard();
-    // A newcomer's LAN beacon is answered by ~`answerers` members, a direct one always.
+    // A newcomer's LAN beacon is answered by `answerers` members, a direct one always.
     const bool answer = (beacon.flags & kBeaconAnswerMe) != 0 ||
-                        (seeking && !alone() &&
-                         rng.below(core.live_count() + 1) < options.discovery.answerers);
+                        (seeking && !alone() && among_answerers(sender));
     if (answer) {
         if (answers.admit(now))
             beacon_to(beacon.address, alone() ? kBeaconSeeking : 0);
@@ -72,6 +71,19 @@ void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon)
     const bool live = known && (known->state == membership::MemberState::alive ||
                                 known->state == membership::MemberState::suspect);
     if (!live && (!seeking || alone())) core.on_seed_discovered(now, to_peer_address(beacon.address));
+}
+
+bool Node::Impl::among_answerers(const crypto::DeviceId& newcomer) const {
+    const std::uint64_t mine = answerer_key(newcomer, own.device);
+    std::uint32_t ahead = 0;
+    for (const membership::MemberView& m : core.members()) {
+        const bool live = m.state == membership::MemberState::alive ||
+                          m.state == membership::MemberState::suspect;
+        if (live && m.id != newcomer && answerer_key(newcomer, m.id) < mine &&
+            ++ahead >= options.discovery.answerers)
+            return false;
+    }
+    return true;
 }
 
 void Node::Impl::on_certificate_request(const crypto::DeviceId& sender,

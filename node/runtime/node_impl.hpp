@@ -98,6 +98,7 @@ struct Node::Impl {
     void on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
                       std::span<const std::uint8_t> plaintext);
     void on_beacon(const crypto::DeviceId& sender, const Beacon& beacon);
+    [[nodiscard]] bool among_answerers(const crypto::DeviceId& newcomer) const;
     void on_certificate_request(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
                                 std::span<const crypto::DeviceId> wants);
     void on_certificates(std::span<const std::vector<std::uint8_t>> certificates);

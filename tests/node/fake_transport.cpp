@@ -19,11 +19,12 @@ public:
 
     SendStatus send_to(const Ipv4Endpoint& to, std::span<const std::uint8_t> bytes) override {
         if (bytes.size() > limits::kMaxDatagramBytes) return SendStatus::too_large;
-        if (closed_ || network_.queue_.size() >= kMaxQueuedSends) {
+        if (closed_ || queued_ >= kMaxQueuedSends) {
             ++counters_.send_dropped;
             return SendStatus::dropped;
         }
         network_.queue_.push_back({local_, to, {bytes.begin(), bytes.end()}});
+        ++queued_;
         ++counters_.sent;
         counters_.sent_bytes += bytes.size();
         return SendStatus::sent;
@@ -37,6 +38,10 @@ public:
         closed_ = true;
         network_.bound_.erase(local_);
         if (group_) std::erase(network_.groups_[*group_], this);
+    }
+
+    void left_queue() {  // one of its datagrams was delivered or lost
+        if (queued_ > 0) --queued_;
     }
 
     void receive(const Ipv4Endpoint& from, std::span<const std::uint8_t> bytes) {
@@ -56,6 +61,7 @@ private:
     TransportHandlers handlers_;
     TransportCounters counters_;
     bool closed_ = false;
+    std::size_t queued_ = 0;  // its datagrams in the network's queue: at most kMaxQueuedSends
 };
 
 std::unique_ptr<Transport> FakeNetwork::open(Ipv4Endpoint bind,
@@ -69,6 +75,7 @@ std::size_t FakeNetwork::deliver() {
     for (std::size_t n = queue_.size(); n > 0 && !queue_.empty(); --n, ++handled) {
         InFlight d = std::move(queue_.front());
         queue_.pop_front();
+        if (auto sender = bound_.find(d.from); sender != bound_.end()) sender->second->left_queue();
         if (drop && drop(d.from, d.to)) continue;
         if (auto group = groups_.find(d.to); group != groups_.end()) {
             const std::vector<FakeTransport*> members = group->second;  // a handler may close one

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "crypto/cluster.hpp"
@@ -78,9 +79,9 @@ TEST_CASE("beacons back off while alone; once joined the LAN hears about one per
     model::Rng rng(1);
     BeaconSchedule s(timers, Time{0});
     CHECK(s.on_tick(Time{0}, true, rng).multicast);
-    CHECK_FALSE(s.on_tick(Time{0} + 500ms, true, rng).multicast);
+    CHECK_FALSE(s.on_tick(Time{0} + timers.alone_interval / 2, true, rng).multicast);
     CHECK(s.on_tick(Time{0} + 1s, true, rng).direct);
-    CHECK(s.next_wakeup() == Time{0} + 3s);  // the interval doubled
+    CHECK(s.next_wakeup() == Time{0} + 1s + 2 * timers.alone_interval);  // the interval doubled
 
     int sent = 0;
     for (Time t = Time{0} + 3s; t < Time{0} + 3s + 10 * timers.joined_interval; t += 100ms)
@@ -92,6 +93,21 @@ TEST_CASE("beacons back off while alone; once joined the LAN hears about one per
     quiet.on_beacon_heard();
     for (Time t{0}; t < Time{0} + timers.joined_interval - 1ms; t += 100ms)
         CHECK_FALSE(quiet.on_tick(t, false, rng).multicast);
+}
+
+TEST_CASE("every member ranks a newcomer's answerers alike, from the ids alone") {
+    std::vector<crypto::DeviceId> members(100);
+    for (std::size_t i = 0; i < members.size(); ++i) crypto::random_bytes(members[i]);
+    crypto::DeviceId newcomer{};
+    crypto::random_bytes(newcomer);
+    std::vector<std::uint64_t> keys;
+    for (const auto& m : members) keys.push_back(answerer_key(newcomer, m));
+    std::sort(keys.begin(), keys.end());
+    CHECK(std::adjacent_find(keys.begin(), keys.end()) == keys.end());  // a strict order
+    CHECK(answerer_key(newcomer, members[0]) == answerer_key(newcomer, members[0]));
+    crypto::DeviceId other = newcomer;
+    other[0] ^= 1;
+    CHECK(answerer_key(other, members[0]) != answerer_key(newcomer, members[0]));
 }
 
 TEST_CASE("the state directory persists boots and incarnations, and holds one node at a time") {

@@ -83,7 +83,10 @@ class Processes:
 
 class StarlingCluster(Processes):
     """Nodes find each other by LAN beacons; their logs carry CLOCK_MONOTONIC timestamps, the
-    clock time.monotonic() reads, so events are timed where they happened."""
+    clock time.monotonic() reads, so events are timed where they happened and the logs need
+    reading only now and then (reading them often would steal the nodes' CPU)."""
+
+    poll_seconds = 0.5
 
     def __init__(self, binary, n, work, drop_rate=0.0, seed=1):
         super().__init__()
@@ -192,7 +195,10 @@ class SerfRpc:
 
 
 class SerfCluster(Processes):
-    """Serf agents (encrypted, LAN profile) joining the first one; read by polling their RPC."""
+    """Serf agents (encrypted, LAN profile) joining the first one; read by polling their RPC, so
+    an event is timed when a poll sees it (at most a poll interval late)."""
+
+    poll_seconds = 0.05
 
     def __init__(self, n, work, key):
         super().__init__()
@@ -251,9 +257,18 @@ class SerfCluster(Processes):
         super().stop()
 
 
+def ip_octets(pid):
+    """IP-level bytes in and out of the process's namespace: the protocol's own traffic, UDP and
+    TCP with their headers, without the LAN's ARP."""
+    with open(f"/proc/{pid}/net/netstat") as f:
+        lines = [l.split() for l in f if l.startswith("IpExt:")]
+    fields = dict(zip(lines[0][1:], lines[1][1:]))
+    return int(fields["InOctets"]), int(fields["OutOctets"])
+
+
 def node_stats(cluster, n):
     """CPU seconds and RSS of each node's process; bytes through its veth (what it sent is what
-    the bridge side received)."""
+    the bridge side received: ARP included) and at the IP layer (ARP excluded)."""
     stats = {}
     for i in range(1, n + 1):
         pid = cluster.pid(i)
@@ -262,7 +277,10 @@ def node_stats(cluster, n):
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
         counter = lambda what: int(open(f"/sys/class/net/stlv{i}/statistics/{what}").read())
+        ip_in, ip_out = ip_octets(pid)
         stats[i] = {
+            "ip_sent_bytes": ip_out,
+            "ip_received_bytes": ip_in,
             "cpu_seconds": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
             "rss_kib": rss,
             "sent_bytes": counter("rx_bytes"),

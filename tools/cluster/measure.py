@@ -23,10 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lan import Lan, SerfCluster, StarlingCluster, node_stats  # noqa: E402
 
-POLL_SECONDS = 0.05
-
-
-def wait_until(predicate, limit_seconds, what):
+def wait_until(predicate, limit_seconds, what, poll_seconds=0.05):
     deadline = time.monotonic() + limit_seconds
     while True:
         result = predicate()
@@ -34,7 +31,7 @@ def wait_until(predicate, limit_seconds, what):
             return result
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll_seconds)
 
 
 def start_all(cluster, n):
@@ -60,6 +57,8 @@ def idle_window(cluster, n, seconds):
             "rss_mib": a["rss_kib"] / 1024.0,
             "sent_bps": (a["sent_bytes"] - b["sent_bytes"]) / seconds,
             "received_bps": (a["received_bytes"] - b["received_bytes"]) / seconds,
+            "ip_sent_bps": (a["ip_sent_bytes"] - b["ip_sent_bytes"]) / seconds,
+            "ip_received_bps": (a["ip_received_bytes"] - b["ip_received_bytes"]) / seconds,
         })
     return {k: statistics.median(p[k] for p in per_node) for k in per_node[0]}
 
@@ -90,7 +89,8 @@ def one_run(impl, args, n, run):
             cluster = SerfCluster(n, work, key)
         try:
             last_start = start_all(cluster, n)
-            converged = wait_until(lambda: cluster.all_see_all(n), 120, "all see all alive")
+            converged = wait_until(lambda: cluster.all_see_all(n), 120, "all see all alive",
+                                   cluster.poll_seconds)
             figures = {"join_seconds": converged - last_start}
             time.sleep(args.settle_seconds)
             figures.update(idle_window(cluster, n, args.idle_seconds))
@@ -101,7 +101,7 @@ def one_run(impl, args, n, run):
             killed_at = time.monotonic()
             cluster.signal(victim, signal.SIGKILL)
             detected = wait_until(lambda: cluster.all_detected(victim, n), 120,
-                                  "kill -9 seen by all survivors")
+                                  "kill -9 seen by all survivors", cluster.poll_seconds)
             figures["kill_seconds"] = detected - killed_at
             figures["false_failures"] = cluster.false_failures(victim, n)
             return figures
