@@ -13,8 +13,9 @@ code() { set +e; "$@" >"$work/out" 2>"$work/err"; local rc=$?; set -e; echo "$rc
 
 # A learnable CSV problem: the label is the index of the largest of the first 3 of 6 values.
 mkdir -p "$work/src"
-awk 'BEGIN { srand(3); print "label,a,b,c,d,e,f";
-  for (i = 0; i < 900; i++) { best = 0; for (j = 0; j < 6; j++) v[j] = rand() * 2 - 1;
+awk 'function lcg() { x = (x * 16807) % 2147483647; return x / 2147483647 }  # exact in doubles
+  BEGIN { x = 3; print "label,a,b,c,d,e,f";
+  for (i = 0; i < 900; i++) { best = 0; for (j = 0; j < 6; j++) v[j] = lcg() * 2 - 1;
     for (j = 1; j < 3; j++) if (v[j] > v[best]) best = j;
     printf "%d", best; for (j = 0; j < 6; j++) printf ",%.4f", v[j]; printf "\n" } }' \
   > "$work/src/train.csv"
