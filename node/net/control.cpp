@@ -41,7 +41,8 @@ struct Session : std::enable_shared_from_this<Session> {
     void start() {
         deadline.expires_after(kControlTimeout);
         deadline.async_wait([self = shared_from_this()](const std::error_code& ec) {
-            if (!ec) self->socket.close();
+            std::error_code ignored;
+            if (!ec) self->socket.close(ignored);
         });
         asio::async_read_until(socket, request, '\n',
                                [self = shared_from_this()](const std::error_code& ec, std::size_t) {
@@ -110,6 +111,9 @@ ControlServer::~ControlServer() {
 Result<std::unique_ptr<ControlServer>> ControlServer::open(EventLoop& loop,
                                                            const std::filesystem::path& path,
                                                            ControlHandler handler) {
+    if (path.string().size() >= sizeof(sockaddr_un::sun_path))
+        return make_error(ErrorCode::invalid_argument,
+                          "control socket path too long: '" + path.string() + "'");
     auto impl = std::make_shared<Impl>(loop.impl().io, path, std::move(handler));
     std::error_code ec;
     std::filesystem::remove(path, ec);  // a socket left by a node that was killed

@@ -32,14 +32,15 @@ BeaconSchedule::Due BeaconSchedule::on_tick(Time now, bool alone, model::Rng& rn
         }
         return due;
     }
-    if (!joined_) {
+    if (!joined_) {  // just joined: announce it
         joined_ = true;
         begin_interval(now, rng);
+        due.multicast = true;
     }
     if (now >= interval_end_) begin_interval(now, rng);
     if (!fired_ && now >= fire_at_) {
         fired_ = true;
-        due.multicast = heard_ == 0;
+        due.multicast = due.multicast || heard_ == 0;
     }
     return due;
 }

@@ -1,9 +1,11 @@
 #pragma once
 // When a node beacons and whom it answers, as a sans-I/O schedule: time in, decisions out.
 // While it knows no live member a node beacons at once and then with backoff (multicast, and
-// straight to its seeds and last known peers). Once joined, the cluster beacons on the LAN about
-// once per interval in all (Trickle-style suppression: a node stays quiet in an interval in which
-// it heard another member's beacon), so two groups that formed apart still find each other.
+// straight to its seeds and last known peers). On joining it announces itself once on the LAN, so
+// a few members that have not heard of it yet exchange digests with it (groups that formed apart
+// during a mass power-up merge at once). Then the cluster beacons on the LAN about once per
+// interval in all (Trickle-style suppression: a node stays quiet in an interval in which it heard
+// another member's beacon), so two groups that formed apart still find each other later.
 
 #include <cstdint>
 
@@ -26,7 +28,10 @@ struct DiscoveryTimers {
     // A newcomer's beacon is answered by this many members (answerer_rank): enough that one
     // answer arrives even at 10% loss, few enough that 100 members do not all answer.
     std::uint32_t answerers = 3;
-    std::uint32_t answers_per_second = 20;  // beacon and certificate answers, together
+    std::uint32_t answers_per_second = 20;  // beacons sent back (each ~0.5 KB)
+    // Certificate requests answered per second (each at most kMaxWantsPerRequest certificates):
+    // a newcomer asks for everyone it hears of, and a LAN powering up asks all at once.
+    std::uint32_t certificate_answers_per_second = 100;
 };
 
 class BeaconSchedule {

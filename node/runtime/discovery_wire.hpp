@@ -21,7 +21,8 @@ enum class DiscoveryKind : std::uint8_t { beacon = 1, certificate_request = 2, c
 // Beacon flags.
 inline constexpr std::uint8_t kBeaconSeeking = 1;   // the sender knows no live member yet
 inline constexpr std::uint8_t kBeaconAnswerMe = 2;  // send a beacon straight back
-inline constexpr std::uint8_t kBeaconKnownFlags = kBeaconSeeking | kBeaconAnswerMe;
+inline constexpr std::uint8_t kBeaconDirect = 4;    // sent to this node alone, not to the LAN
+inline constexpr std::uint8_t kBeaconKnownFlags = kBeaconSeeking | kBeaconAnswerMe | kBeaconDirect;
 
 // Device ids one request may ask for: what a 1,400-byte datagram holds with room to spare.
 inline constexpr std::size_t kMaxWantsPerRequest = 64;

@@ -92,7 +92,12 @@ Node::Impl::Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::Trans
       rng(rng_seed),
       core(core_config(own, options, state), peers, model::Rng(rng_seed + 1), clock.now()),
       beacons(options.discovery, clock.now()),
-      answers(options.discovery.answers_per_second, 1s) {}
+      answers(options.discovery.answers_per_second, 1s),
+      certificate_answers(options.discovery.certificate_answers_per_second, 1s) {
+    membership::detail::Message nothing;
+    nothing.kind = membership::detail::MessageKind::gossip;
+    empty_gossip = codec.encode(nothing);
+}
 
 Result<std::unique_ptr<Node>> Node::create(crypto::EnrollmentBundle bundle, StateDir state,
                                            net::Transport& transport, const Clock& clock,
@@ -173,6 +178,7 @@ void Node::Impl::on_datagram(const net::Ipv4Endpoint& from, std::span<const std:
     DatagramResult<crypto::OpenedDatagram> opened = sealer.open(bytes, clock.unix_seconds());
     if (!opened) {
         ++stats.drops[static_cast<std::size_t>(opened.drop())];
+        if (opened.drop() == DatagramDrop::unknown_sender) on_unknown_sender(bytes);
         return;
     }
     ++stats.opened;

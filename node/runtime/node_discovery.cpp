@@ -19,6 +19,7 @@ void Node::Impl::discovery_tick(Time now) {
 
 void Node::Impl::beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags) {
     ++stats.beacons_sent;
+    if (to != options.beacon_group) flags |= kBeaconDirect;
     seal_and_send(to, std::nullopt, encode_beacon({flags, options.advertise, own_certificate_bytes}));
 }
 
@@ -65,12 +66,20 @@ void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon)
         else
             ++stats.answers_limited;
     }
-    // Join through a member we do not know yet; a newcomer joins through its answers instead of
-    // every member pushing state at it (unless this node is alone too).
+    // Join through a node this one does not know as live, or exchange digests with it: always
+    // when alone or told directly (an answer, an introduction); for a LAN beacon from a member,
+    // only the few members its rendezvous hash ranks first (not every member at once); never for
+    // a newcomer's LAN beacon, which joins through its answers instead.
     const std::optional<membership::MemberView> known = core.member(sender);
     const bool live = known && (known->state == membership::MemberState::alive ||
                                 known->state == membership::MemberState::suspect);
-    if (!live && (!seeking || alone())) core.on_seed_discovered(now, to_peer_address(beacon.address));
+    const bool direct = (beacon.flags & kBeaconDirect) != 0;
+    const bool through = alone() || (!seeking && (direct || among_answerers(sender)));
+    if (live) return;
+    if (through) return core.on_seed_discovered(now, to_peer_address(beacon.address));
+    // Every other member learns of the beacon's sender at once: told that it spoke (it did, the
+    // beacon is signed), the core asks it for its signed record, once a second at most.
+    core.on_message(now, to_peer_address(beacon.address), sender, empty_gossip);
 }
 
 bool Node::Impl::among_answerers(const crypto::DeviceId& newcomer) const {
@@ -89,7 +98,7 @@ bool Node::Impl::among_answerers(const crypto::DeviceId& newcomer) const {
 void Node::Impl::on_certificate_request(const crypto::DeviceId& sender,
                                         const net::Ipv4Endpoint& from,
                                         std::span<const crypto::DeviceId> wants) {
-    if (!answers.admit(clock.now())) {
+    if (!certificate_answers.admit(clock.now())) {
         ++stats.answers_limited;
         return;
     }
@@ -131,16 +140,43 @@ void Node::Impl::park(Parked message) {
         core.on_message(now, oldest.from, oldest.sender, oldest.bytes);
         parked.pop_front();
     }
+    if (auto from = to_endpoint(message.from))
+        request_certificates(*from, message.sender, message.missing);
+    parked.push_back(std::move(message));
+}
+
+// Asks `holder` (a member that has them: it mentioned them) for certificates not asked for
+// within kCertificateRequestRetry.
+void Node::Impl::request_certificates(const net::Ipv4Endpoint& from, const crypto::DeviceId& holder,
+                                      std::span<const crypto::DeviceId> ids) {
+    const Time now = clock.now();
     std::erase_if(requested, [now](const auto& r) { return now >= r.second + kCertificateRequestRetry; });
     std::vector<crypto::DeviceId> wants;
-    for (const crypto::DeviceId& id : message.missing)
+    for (const crypto::DeviceId& id : ids)
         if (wants.size() < kMaxWantsPerRequest && requested.size() < kMaxKnownCertificates &&
             requested.emplace(id, now).second)
             wants.push_back(id);
-    if (!wants.empty())
-        if (auto to = to_endpoint(message.from))
-            seal_and_send(*to, message.sender, encode_certificate_request(wants));
-    parked.push_back(std::move(message));
+    if (wants.empty()) return;
+    ++stats.certificate_requests;
+    seal_and_send(from, holder, encode_certificate_request(wants));
+}
+
+// A datagram from a device whose certificate this node lacks (it heard of us before we heard of
+// it): ask a live member for that certificate. The sender id is unauthenticated, so it is only
+// a name to look up; nothing is sent to the datagram's source.
+void Node::Impl::on_unknown_sender(std::span<const std::uint8_t> datagram) {
+    const DatagramResult<DatagramHeader> header = parse_datagram_header(datagram);
+    if (!header || alone()) return;
+    crypto::DeviceId sender{};
+    std::copy(header->sender.begin(), header->sender.end(), sender.begin());
+    if (peers.is_revoked(sender)) return;
+    const std::vector<membership::MemberView> members = core.members();
+    std::vector<const membership::MemberView*> live;
+    for (const membership::MemberView& m : members)
+        if (m.state == membership::MemberState::alive) live.push_back(&m);
+    if (live.empty()) return;
+    const membership::MemberView& holder = *live[rng.below(live.size())];
+    if (auto to = to_endpoint(holder.address)) request_certificates(*to, holder.id, std::span(&sender, 1));
 }
 
 void Node::Impl::release_parked(Time now) {

@@ -60,6 +60,7 @@ struct NodeStats {
     std::uint64_t seal_failed = 0;
     std::uint64_t beacons_sent = 0;
     std::uint64_t answers_limited = 0;
+    std::uint64_t certificate_requests = 0;
 };
 
 struct Parked {
@@ -102,6 +103,9 @@ struct Node::Impl {
     void on_certificate_request(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
                                 std::span<const crypto::DeviceId> wants);
     void on_certificates(std::span<const std::vector<std::uint8_t>> certificates);
+    void on_unknown_sender(std::span<const std::uint8_t> datagram);
+    void request_certificates(const net::Ipv4Endpoint& from, const crypto::DeviceId& holder,
+                              std::span<const crypto::DeviceId> ids);
     [[nodiscard]] std::vector<crypto::DeviceId> missing_signers(
         std::span<const std::uint8_t> bytes);
     void park(Parked parked);
@@ -138,9 +142,11 @@ struct Node::Impl {
     membership::Membership core;
     membership::detail::Codec codec;
     membership::detail::Message scratch;
+    std::vector<std::uint8_t> empty_gossip;  // "the sender spoke": see on_beacon
 
     BeaconSchedule beacons;
-    WindowLimit answers;
+    WindowLimit answers;              // beacons sent back
+    WindowLimit certificate_answers;  // certificate requests answered
     std::vector<net::Ipv4Endpoint> direct_targets;  // seeds, then last known peers
     std::deque<Parked> parked;
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight

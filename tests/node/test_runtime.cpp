@@ -83,13 +83,14 @@ TEST_CASE("beacons back off while alone; once joined the LAN hears about one per
     CHECK(s.on_tick(Time{0} + 1s, true, rng).direct);
     CHECK(s.next_wakeup() == Time{0} + 1s + 2 * timers.alone_interval);  // the interval doubled
 
+    CHECK(s.on_tick(Time{0} + 3s, false, rng).multicast);  // joined: announced once
     int sent = 0;
     for (Time t = Time{0} + 3s; t < Time{0} + 3s + 10 * timers.joined_interval; t += 100ms)
         sent += s.on_tick(t, false, rng).multicast ? 1 : 0;
     CHECK(sent == 10);
 
     BeaconSchedule quiet(timers, Time{0});
-    (void)quiet.on_tick(Time{0}, false, rng);
+    CHECK(quiet.on_tick(Time{0}, false, rng).multicast);  // the announcement
     quiet.on_beacon_heard();
     for (Time t{0}; t < Time{0} + timers.joined_interval - 1ms; t += 100ms)
         CHECK_FALSE(quiet.on_tick(t, false, rng).multicast);

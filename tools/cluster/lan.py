@@ -153,8 +153,8 @@ class StarlingCluster(Processes):
     def failed_by(self, victim, n):
         return {i for i in range(1, n + 1) if i != victim and self.failed_at(i, victim)}
 
-    def all_detected(self, victim, n):
-        times = [self.failed_at(i, victim) for i in range(1, n + 1) if i != victim]
+    def all_detected(self, victim, n, also_gone=None):
+        times = [self.failed_at(i, victim) for i in range(1, n + 1) if i not in (victim, also_gone)]
         return None if None in times else max(times)
 
     def false_failures(self, victim, n):
@@ -240,11 +240,15 @@ class SerfCluster(Processes):
     def failed_by(self, victim, n):
         return {i for i in range(1, n + 1) if i != victim and self._status(i, victim) == "failed"}
 
-    def all_detected(self, victim, n):
-        for i in range(1, n + 1):
-            if i != victim and i not in self.detected and self._status(i, victim) == "failed":
+    def all_detected(self, victim, n, also_gone=None):
+        if self.detected.get("victim") != victim:
+            self.detected = {"victim": victim}
+        survivors = [i for i in range(1, n + 1) if i not in (victim, also_gone)]
+        for i in survivors:
+            if i not in self.detected and self._status(i, victim) == "failed":
                 self.detected[i] = time.monotonic()
-        return max(self.detected.values()) if len(self.detected) == n - 1 else None
+        found = [self.detected[i] for i in survivors if i in self.detected]
+        return max(found) if len(found) == len(survivors) else None
 
     def false_failures(self, victim, n):
         name = node_name(victim, self.n)

@@ -4,7 +4,8 @@
 For each implementation, size N and run: start N nodes (the first, then the rest at once), time
 until all N see all N alive after the last start, measure idle CPU, RSS and bytes per node,
 optionally pause one node (SIGSTOP) and count false failures, then kill -9 one node and time
-until every survivor marks it failed. Prints medians over the runs; --out writes every figure.
+until every survivor marks it failed (and, with --silent-failure, stop another for good: no
+ICMP answers then, only timeouts). Prints medians over the runs; --out writes every figure.
 Root only; uses only addresses inside the namespaces launch.sh creates.
 
   measure.py --bin build/node-rel/bin/starling --sizes 10,30,100 --runs 3 [--impls starling,serf]
@@ -104,6 +105,13 @@ def one_run(impl, args, n, run):
                                   "kill -9 seen by all survivors", cluster.poll_seconds)
             figures["kill_seconds"] = detected - killed_at
             figures["false_failures"] = cluster.false_failures(victim, n)
+            if args.silent_failure:  # a host that stops answering at all: no ICMP refusals
+                silent = n // 2 + 2 if n > 3 else 1
+                stopped_at = time.monotonic()
+                cluster.signal(silent, signal.SIGSTOP)
+                detected = wait_until(lambda: cluster.all_detected(silent, n, also_gone=victim),
+                                      120, "a silent node seen failed", cluster.poll_seconds)
+                figures["silent_seconds"] = detected - stopped_at
             return figures
         finally:
             cluster.stop()
@@ -119,6 +127,8 @@ def main():
     p.add_argument("--settle-seconds", type=float, default=10)
     p.add_argument("--pause-seconds", type=float, default=0, help="SIGSTOP one node this long")
     p.add_argument("--drop-rate", type=float, default=0.0, help="Starling's injected loss")
+    p.add_argument("--silent-failure", action="store_true",
+                   help="also time the detection of a node stopped for good (SIGSTOP)")
     p.add_argument("--out", help="write every run's figures here (JSON)")
     args = p.parse_args()
     if os.geteuid() != 0:
