@@ -27,6 +27,13 @@ static_assert(3 * kMaxModelParameters * sizeof(float) + (std::size_t{1} << 20) <
                   kMaxCheckpointBytes,
               "a maximal Adam checkpoint must fit in kMaxCheckpointBytes");
 
+// One model message between peers (node/gossip/model_wire.hpp): a maximal model in fp32 plus
+// its widths, int8 scales and FlatBuffer bookkeeping. Checked before parsing; a message is held
+// whole in RAM, so it must fit a small device.
+inline constexpr std::size_t kMaxModelMessageBytes = std::size_t{17} << 20;
+static_assert(kMaxModelParameters * sizeof(float) + (std::size_t{1} << 20) <= kMaxModelMessageBytes,
+              "a maximal fp32 model must fit in kMaxModelMessageBytes");
+
 // FlatBuffers Verifier nesting depth (tables and vectors): our schemas nest 3 deep; the library's
 // default of 64 only lets a hostile buffer spend more stack.
 inline constexpr std::uint32_t kFlatbuffersMaxDepth = 32;

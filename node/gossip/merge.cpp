@@ -1,0 +1,139 @@
+#include "node/gossip/merge.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+namespace starling::gossip {
+
+std::string_view to_string(Weighting weighting) noexcept {
+    switch (weighting) {
+    case Weighting::equal: return "equal";
+    case Weighting::samples_seen: return "samples";
+    case Weighting::push_sum: return "push-sum";
+    }
+    return "?";
+}
+
+bool parse_weighting(std::string_view text, Weighting& out) noexcept {
+    for (const Weighting w : {Weighting::equal, Weighting::samples_seen, Weighting::push_sum}) {
+        if (text == to_string(w)) {
+            out = w;
+            return true;
+        }
+    }
+    return false;
+}
+
+double l2_norm(std::span<const float> values) noexcept {
+    double sum = 0.0;
+    for (const float v : values) sum += double(v) * double(v);
+    return std::sqrt(sum);
+}
+
+double l2_distance(std::span<const float> a, std::span<const float> b) noexcept {
+    assert(a.size() == b.size());
+    double sum = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double d = double(a[i]) - double(b[i]);
+        sum += d * d;
+    }
+    return std::sqrt(sum);
+}
+
+Merger::Merger(MergeConfig config) : config_(config) {}
+
+double Merger::median_distance() const {
+    if (distances_.empty()) return 0.0;
+    std::vector<double> sorted(distances_.begin(), distances_.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
+                     sorted.end());
+    return sorted[sorted.size() / 2];
+}
+
+MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
+    assert(incoming.parameters.size() == local.parameters.size());
+    const std::span<const float> theirs = incoming.parameters;
+    MergeOutcome out;
+    out.distance = l2_distance(theirs, local.parameters);
+    out.samples_seen = local.samples_seen;
+    out.mass = local.mass;
+
+    // Judge against recent history once there is enough of it. A run of refusals from several
+    // different origins means this node, not they, moved away (a healed partition, a restore):
+    // the history is then dropped and the model accepted.
+    double radius = 0.0;
+    if (distances_.size() >= std::max<std::size_t>(config_.min_history, 1)) {
+        const double median = median_distance();
+        const double local_norm = l2_norm(local.parameters);
+        const bool too_big = l2_norm(theirs) > config_.norm_factor * local_norm && local_norm > 0;
+        const bool too_far = out.distance > config_.outlier_factor * median;
+        if (too_big || too_far) {
+            if (std::find(refusing_origins_.begin(), refusing_origins_.end(), incoming.origin) ==
+                refusing_origins_.end())
+                refusing_origins_.push_back(incoming.origin);
+            if (refusing_origins_.size() < kOriginsBeforeReset || too_big) return out;
+            distances_.clear();
+            window_.clear();
+        } else {
+            radius = config_.clip_factor * median;
+        }
+    }
+    refusing_origins_.clear();
+
+    // The incoming model, pulled back onto the clip radius when far (but not an outlier).
+    scratch_.assign(theirs.begin(), theirs.end());
+    if (radius > 0.0 && out.distance > radius) {
+        const float keep = static_cast<float>(radius / out.distance);
+        for (std::size_t i = 0; i < scratch_.size(); ++i)
+            scratch_[i] = local.parameters[i] + keep * (scratch_[i] - local.parameters[i]);
+        out.clipped = true;
+    }
+    distances_.push_back(out.clipped ? radius : out.distance);
+    while (distances_.size() > std::max<std::size_t>(config_.history, 1)) distances_.pop_front();
+
+    double w = 0.5;
+    switch (config_.weighting) {
+    case Weighting::equal: break;
+    case Weighting::samples_seen: {
+        const double mine = static_cast<double>(local.samples_seen);
+        const double theirs_seen = static_cast<double>(incoming.samples_seen);
+        if (mine + theirs_seen > 0) w = theirs_seen / (mine + theirs_seen);
+        break;
+    }
+    case Weighting::push_sum:
+        w = incoming.mass / (incoming.mass + local.mass);
+        out.mass = incoming.mass + local.mass;
+        break;
+    }
+    out.samples_seen = std::max(local.samples_seen, incoming.samples_seen);
+    out.incoming_weight = w;
+    out.accepted = true;
+
+    if (config_.trimmed_window == 0) {
+        const float wf = static_cast<float>(w);
+        for (std::size_t i = 0; i < scratch_.size(); ++i)
+            local.parameters[i] += wf * (scratch_[i] - local.parameters[i]);
+        return out;
+    }
+
+    // Coordinate-wise trimmed mean over the local model and the recent accepted ones.
+    window_.push_back(scratch_);
+    while (window_.size() > config_.trimmed_window) window_.pop_front();
+    const std::size_t k = window_.size() + 1;
+    const auto trim = static_cast<std::size_t>(config_.trim_fraction * static_cast<double>(k));
+    const std::size_t kept = k > 2 * trim ? k - 2 * trim : 1;
+    const std::size_t first = k > 2 * trim ? trim : (k - 1) / 2;
+    std::vector<float> column(k);
+    for (std::size_t i = 0; i < local.parameters.size(); ++i) {
+        column[0] = local.parameters[i];
+        for (std::size_t m = 0; m < window_.size(); ++m) column[m + 1] = window_[m][i];
+        std::sort(column.begin(), column.end());
+        double sum = 0.0;
+        for (std::size_t m = first; m < first + kept; ++m) sum += column[m];
+        local.parameters[i] = static_cast<float>(sum / static_cast<double>(kept));
+    }
+    return out;
+}
+
+}  // namespace starling::gossip

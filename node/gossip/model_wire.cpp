@@ -1,0 +1,324 @@
+#include "node/gossip/model_wire.hpp"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "node/model/mlp.hpp"
+#include "protocol/limits.hpp"
+#include "protocol/model_generated.h"
+
+namespace starling::gossip {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "payloads are little-endian and copied as they are");
+
+constexpr float kMaxHalf = 65504.0f;  // largest finite fp16 value
+constexpr float kInt8Levels = 127.0f;
+
+ModelRefusal refuse(Refusal reason, std::string detail) {
+    return ModelRefusal{reason, std::move(detail)};
+}
+
+std::size_t bytes_per_value(Encoding encoding) {
+    switch (encoding) {
+    case Encoding::fp32: return 4;
+    case Encoding::fp16: return 2;
+    case Encoding::int8: return 1;
+    }
+    return 4;
+}
+
+std::size_t blocks_for(std::size_t values) {
+    return (values + kInt8BlockValues - 1) / kInt8BlockValues;
+}
+
+wire::ModelEncoding to_wire(Encoding encoding) {
+    switch (encoding) {
+    case Encoding::fp32: return wire::ModelEncoding::fp32;
+    case Encoding::fp16: return wire::ModelEncoding::fp16;
+    case Encoding::int8: return wire::ModelEncoding::int8_block;
+    }
+    return wire::ModelEncoding::fp32;
+}
+
+// FlatBuffers reads scalars in place, so its buffer must start 8-byte aligned; copies if not.
+std::span<const std::uint8_t> aligned(std::span<const std::uint8_t> bytes,
+                                      std::vector<std::uint64_t>& storage) {
+    if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint64_t) == 0) return bytes;
+    storage.resize((bytes.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
+    std::memcpy(storage.data(), bytes.data(), bytes.size());
+    return {reinterpret_cast<const std::uint8_t*>(storage.data()), bytes.size()};
+}
+
+// Quantises `values` into `payload` (and `scales` for int8); returns what each value decodes to
+// in `decoded` so the caller can keep the error.
+void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* payload,
+              std::vector<float>& scales, std::span<float> decoded) {
+    const std::size_t n = values.size();
+    switch (encoding) {
+    case Encoding::fp32:
+        std::memcpy(payload, values.data(), n * sizeof(float));
+        std::copy(values.begin(), values.end(), decoded.begin());
+        return;
+    case Encoding::fp16:
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint16_t h = float_to_half(std::clamp(values[i], -kMaxHalf, kMaxHalf));
+            std::memcpy(payload + 2 * i, &h, 2);
+            decoded[i] = half_to_float(h);
+        }
+        return;
+    case Encoding::int8:
+        scales.resize(blocks_for(n));
+        for (std::size_t b = 0; b < scales.size(); ++b) {
+            const std::size_t begin = b * kInt8BlockValues;
+            const std::size_t end = std::min(n, begin + kInt8BlockValues);
+            float top = 0.0f;
+            for (std::size_t i = begin; i < end; ++i) top = std::max(top, std::fabs(values[i]));
+            const float scale = top / kInt8Levels;
+            scales[b] = scale;
+            const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+            for (std::size_t i = begin; i < end; ++i) {
+                const float q = std::clamp(std::nearbyint(values[i] * inverse), -kInt8Levels,
+                                           kInt8Levels);
+                const auto byte = static_cast<std::int8_t>(q);
+                payload[i] = static_cast<std::uint8_t>(byte);
+                decoded[i] = static_cast<float>(byte) * scale;
+            }
+        }
+        return;
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(Encoding encoding) noexcept {
+    switch (encoding) {
+    case Encoding::fp32: return "fp32";
+    case Encoding::fp16: return "fp16";
+    case Encoding::int8: return "int8";
+    }
+    return "?";
+}
+
+bool parse_encoding(std::string_view text, Encoding& out) noexcept {
+    for (const Encoding e : {Encoding::fp32, Encoding::fp16, Encoding::int8}) {
+        if (text == to_string(e)) {
+            out = e;
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string_view to_string(Refusal refusal) noexcept {
+    switch (refusal) {
+    case Refusal::too_large: return "too_large";
+    case Refusal::malformed: return "malformed";
+    case Refusal::unsupported_version: return "unsupported_version";
+    case Refusal::bad_origin: return "bad_origin";
+    case Refusal::wrong_widths: return "wrong_widths";
+    case Refusal::bad_encoding: return "bad_encoding";
+    case Refusal::size_mismatch: return "size_mismatch";
+    case Refusal::not_finite: return "not_finite";
+    case Refusal::bad_mass: return "bad_mass";
+    case Refusal::duplicate: return "duplicate";
+    case Refusal::outlier: return "outlier";
+    case Refusal::count_: break;
+    }
+    return "?";
+}
+
+std::size_t encoded_size_estimate(Encoding encoding, std::size_t parameters, std::size_t layers) {
+    std::size_t bytes = 128 + 4 * (layers + 1) + parameters * bytes_per_value(encoding);
+    if (encoding == Encoding::int8) bytes += 4 * blocks_for(parameters);
+    return bytes;
+}
+
+std::uint16_t float_to_half(float value) noexcept {
+    const auto x = std::bit_cast<std::uint32_t>(value);
+    const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+    const std::uint32_t exponent = (x >> 23) & 0xffu;
+    std::uint32_t mantissa = x & 0x7fffffu;
+    if (exponent == 0xffu)  // Inf stays Inf, NaN stays a (quiet) NaN
+        return static_cast<std::uint16_t>(sign | 0x7c00u | (mantissa != 0 ? 0x200u : 0u));
+    const int e = static_cast<int>(exponent) - 127 + 15;
+    if (e >= 31) return static_cast<std::uint16_t>(sign | 0x7c00u);  // overflow: Inf
+    if (e <= 0) {                                                     // subnormal half, or zero
+        if (e < -10) return sign;
+        mantissa |= 0x800000u;
+        const int shift = 14 - e;
+        std::uint32_t half = mantissa >> shift;
+        const std::uint32_t rest = mantissa & ((1u << shift) - 1u);
+        const std::uint32_t halfway = 1u << (shift - 1);
+        if (rest > halfway || (rest == halfway && (half & 1u) != 0)) ++half;
+        return static_cast<std::uint16_t>(sign | half);
+    }
+    std::uint32_t half = (static_cast<std::uint32_t>(e) << 10) | (mantissa >> 13);
+    const std::uint32_t rest = mantissa & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u) != 0)) ++half;  // may carry to Inf
+    return static_cast<std::uint16_t>(sign | half);
+}
+
+float half_to_float(std::uint16_t half) noexcept {
+    const std::uint32_t sign = static_cast<std::uint32_t>(half & 0x8000u) << 16;
+    const std::uint32_t exponent = (half >> 10) & 0x1fu;
+    const std::uint32_t mantissa = half & 0x3ffu;
+    if (exponent == 0) {
+        const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+        return sign != 0 ? -magnitude : magnitude;
+    }
+    if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
+    return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+}
+
+ModelEncoder::ModelEncoder(Encoding encoding, bool error_feedback)
+    : encoding_(encoding), error_feedback_(error_feedback) {}
+
+std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
+                                               std::span<const float> parameters) {
+    assert(parameters.size() == model::parameter_count(header.widths));
+    const std::size_t n = parameters.size();
+    const bool feedback = error_feedback_ && encoding_ != Encoding::fp32;
+
+    // What is quantised: the parameters plus the error the previous message left behind.
+    staged_.assign(parameters.begin(), parameters.end());
+    if (feedback && residual_.size() == n)
+        for (std::size_t i = 0; i < n; ++i) staged_[i] += residual_[i];
+
+    flatbuffers::FlatBufferBuilder fbb(encoded_size_estimate(encoding_, n, header.widths.size()));
+    std::uint8_t* payload = nullptr;
+    const auto payload_offset =
+        fbb.CreateUninitializedVector(n * bytes_per_value(encoding_), &payload);
+    std::vector<float> scales;
+    std::vector<float> decoded(n);
+    quantise(encoding_, staged_, payload, scales, decoded);
+    if (feedback) {
+        residual_.resize(n);
+        for (std::size_t i = 0; i < n; ++i) residual_[i] = staged_[i] - decoded[i];
+    }
+
+    const auto scales_offset =
+        encoding_ == Encoding::int8 ? fbb.CreateVector(scales) : flatbuffers::Offset<flatbuffers::Vector<float>>();
+    const auto origin = fbb.CreateVector(header.origin.data(), header.origin.size());
+    const auto widths = fbb.CreateVector(header.widths);
+    const auto root = wire::CreateModelMessage(
+        fbb, kModelFormatVersion, origin, header.version, header.samples_seen, header.mass, widths,
+        to_wire(encoding_), encoding_ == Encoding::int8 ? kInt8BlockValues : 0, scales_offset,
+        payload_offset);
+    wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
+    return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+DecodeResult decode_model(std::span<const std::uint8_t> bytes,
+                          std::span<const std::uint32_t> expected_widths) {
+    if (bytes.size() > limits::kMaxModelMessageBytes)
+        return refuse(Refusal::too_large, std::to_string(bytes.size()) + " bytes, over the limit of " +
+                                              std::to_string(limits::kMaxModelMessageBytes));
+    if (bytes.size() < sizeof(flatbuffers::uoffset_t))
+        return refuse(Refusal::malformed, "shorter than its size prefix");
+    flatbuffers::uoffset_t prefix = 0;
+    std::memcpy(&prefix, bytes.data(), sizeof prefix);
+    if (std::size_t{prefix} + sizeof prefix != bytes.size())
+        return refuse(Refusal::malformed, "size prefix " + std::to_string(prefix) + " for " +
+                                              std::to_string(bytes.size()) + " bytes");
+
+    std::vector<std::uint64_t> storage;
+    const auto buffer = aligned(bytes, storage);
+    flatbuffers::Verifier::Options options;
+    options.max_depth = limits::kFlatbuffersMaxDepth;
+    options.max_tables = limits::kFlatbuffersMaxTables;
+    flatbuffers::Verifier verifier(buffer.data(), buffer.size(), options);
+    if (!wire::VerifySizePrefixedModelMessageBuffer(verifier))
+        return refuse(Refusal::malformed,
+                      "not a well-formed model FlatBuffer (identifier, bounds, required fields, "
+                      "depth or table count)");
+    const wire::ModelMessage& root = *wire::GetSizePrefixedModelMessage(buffer.data());
+
+    if (root.format_version() == 0 || root.format_version() > kModelFormatVersion)
+        return refuse(Refusal::unsupported_version,
+                      "format version " + std::to_string(root.format_version()) + ", this build reads 1.." +
+                          std::to_string(kModelFormatVersion));
+    if (root.origin()->size() != crypto::kDeviceIdBytes)
+        return refuse(Refusal::bad_origin,
+                      "origin of " + std::to_string(root.origin()->size()) + " bytes");
+    const auto& widths = *root.widths();
+    if (!std::equal(widths.begin(), widths.end(), expected_widths.begin(), expected_widths.end()))
+        return refuse(Refusal::wrong_widths,
+                      std::to_string(widths.size()) + " widths that differ from the local model's");
+
+    const std::size_t n = model::parameter_count(expected_widths);
+    Encoding encoding{};
+    switch (root.encoding()) {
+    case wire::ModelEncoding::fp32: encoding = Encoding::fp32; break;
+    case wire::ModelEncoding::fp16: encoding = Encoding::fp16; break;
+    case wire::ModelEncoding::int8_block: encoding = Encoding::int8; break;
+    default:
+        return refuse(Refusal::bad_encoding,
+                      "encoding " + std::to_string(static_cast<unsigned>(root.encoding())));
+    }
+    const std::size_t scale_count = root.scales() != nullptr ? root.scales()->size() : 0;
+    if (encoding == Encoding::int8 && root.block_values() != kInt8BlockValues)
+        return refuse(Refusal::bad_encoding,
+                      "int8 blocks of " + std::to_string(root.block_values()) + " values, expected " +
+                          std::to_string(kInt8BlockValues));
+    if (root.payload()->size() != n * bytes_per_value(encoding))
+        return refuse(Refusal::size_mismatch,
+                      "payload of " + std::to_string(root.payload()->size()) + " bytes for " +
+                          std::to_string(n) + " " + std::string(to_string(encoding)) + " values");
+    const std::size_t want_scales = encoding == Encoding::int8 ? blocks_for(n) : 0;
+    if (scale_count != want_scales)
+        return refuse(Refusal::size_mismatch, std::to_string(scale_count) + " scales, expected " +
+                                                  std::to_string(want_scales));
+    if (!std::isfinite(root.mass()))
+        return refuse(Refusal::not_finite, "mass is not finite");
+    if (root.mass() <= 0.0)
+        return refuse(Refusal::bad_mass, "mass " + std::to_string(root.mass()));
+
+    ModelMessage message;
+    std::copy(root.origin()->begin(), root.origin()->end(), message.origin.begin());
+    message.version = root.version();
+    message.samples_seen = root.samples_seen();
+    message.mass = root.mass();
+    message.widths.assign(widths.begin(), widths.end());
+    message.parameters.resize(n);
+    const std::uint8_t* payload = root.payload()->data();
+    switch (encoding) {
+    case Encoding::fp32:
+        std::memcpy(message.parameters.data(), payload, n * sizeof(float));
+        break;
+    case Encoding::fp16:
+        for (std::size_t i = 0; i < n; ++i) {
+            std::uint16_t h = 0;
+            std::memcpy(&h, payload + 2 * i, 2);
+            message.parameters[i] = half_to_float(h);
+        }
+        break;
+    case Encoding::int8: {
+        const auto& scales = *root.scales();
+        for (flatbuffers::uoffset_t b = 0; b < scales.size(); ++b) {
+            const float scale = scales.Get(b);
+            if (!std::isfinite(scale) || scale < 0.0f)
+                return refuse(Refusal::not_finite,
+                              "scale[" + std::to_string(b) + "] is not a finite value >= 0");
+        }
+        for (std::size_t i = 0; i < n; ++i)
+            message.parameters[i] = static_cast<float>(static_cast<std::int8_t>(payload[i])) *
+                                    scales.Get(static_cast<flatbuffers::uoffset_t>(i / kInt8BlockValues));
+        break;
+    }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(message.parameters[i]))
+            return refuse(Refusal::not_finite, "parameter[" + std::to_string(i) + "] is not finite");
+    }
+    return message;
+}
+
+}  // namespace starling::gossip

@@ -1,0 +1,107 @@
+#pragma once
+// A model as peers exchange it: who trained it, how much it has seen, its shape, and its
+// parameters in fp32, fp16 or blockwise int8. Decoding treats every byte as hostile and answers
+// with a refusal reason the caller counts.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "crypto/keys.hpp"
+
+namespace starling::gossip {
+
+using crypto::DeviceId;
+
+// The model message layout this build writes (and the newest it reads).
+inline constexpr std::uint16_t kModelFormatVersion = 1;
+
+// Values sharing one int8 scale: small enough that one large weight does not flatten its block,
+// large enough that the fp32 scales add ~1.6% to the int8 payload.
+inline constexpr std::uint32_t kInt8BlockValues = 256;
+
+enum class Encoding : std::uint8_t {
+    fp32,  // exact; 4 bytes per parameter
+    fp16,  // 2 bytes per parameter, ~3 significant digits
+    int8,  // ~1 byte per parameter, blockwise absmax scale
+};
+std::string_view to_string(Encoding encoding) noexcept;
+// "fp32", "fp16" or "int8"; false for anything else.
+bool parse_encoding(std::string_view text, Encoding& out) noexcept;
+
+// Bytes of a message carrying `parameters` values in `encoding`, widths of `layers + 1` entries.
+std::size_t encoded_size_estimate(Encoding encoding, std::size_t parameters, std::size_t layers);
+
+// What a model message says, once decoded (parameters always as fp32).
+struct ModelMessage {
+    DeviceId origin{};
+    std::uint64_t version = 0;       // per-origin, increasing
+    std::uint64_t samples_seen = 0;  // examples behind the model
+    double mass = 1.0;               // push-sum mass (1 when the merge does not use it)
+    std::vector<std::uint32_t> widths;
+    std::vector<float> parameters;
+};
+
+// Why a received model was not used: each one is counted by the learner.
+enum class Refusal : std::uint8_t {
+    too_large,            // over limits::kMaxModelMessageBytes, before parsing
+    malformed,            // size prefix, identifier, FlatBuffers bounds, depth or tables
+    unsupported_version,  // a format version newer than kModelFormatVersion
+    bad_origin,           // origin is not kDeviceIdBytes long
+    wrong_widths,         // not the local model's architecture
+    bad_encoding,         // unknown encoding, or a block size other than kInt8BlockValues
+    size_mismatch,        // payload or scales do not hold exactly the widths' parameters
+    not_finite,           // NaN or Inf in a value, a scale or the mass
+    bad_mass,             // push-sum mass <= 0
+    duplicate,            // same origin and a version already merged (learner)
+    outlier,              // merge: too far from the local model against recent history
+    count_                // number of reasons, for counter arrays
+};
+inline constexpr std::size_t kRefusalReasons = static_cast<std::size_t>(Refusal::count_);
+std::string_view to_string(Refusal refusal) noexcept;
+
+struct ModelRefusal {
+    Refusal reason;
+    std::string detail;  // names the field and values involved
+};
+
+using DecodeResult = std::variant<ModelMessage, ModelRefusal>;
+
+// Decodes a size-prefixed model message. `expected_widths` is the local architecture: anything
+// else is refused before the payload is read.
+DecodeResult decode_model(std::span<const std::uint8_t> bytes,
+                          std::span<const std::uint32_t> expected_widths);
+
+// Encodes models for one stream of updates. For fp16 and int8 it keeps the quantisation error of
+// the previous message (error feedback) and adds it to the next, so what receivers get is, over
+// time, unbiased. fp32 keeps no state.
+class ModelEncoder {
+public:
+    explicit ModelEncoder(Encoding encoding, bool error_feedback = true);
+
+    Encoding encoding() const noexcept { return encoding_; }
+
+    // The message for `header` (origin, version, samples, mass, widths) with `parameters` as
+    // its values; parameters.size() must equal the widths' parameter count (a bug otherwise).
+    std::vector<std::uint8_t> encode(const ModelMessage& header, std::span<const float> parameters);
+
+    // Forgets the carried error (e.g. after the local model was replaced by a pulled one).
+    void reset() noexcept { residual_.clear(); }
+
+private:
+    Encoding encoding_;
+    bool error_feedback_;
+    std::vector<float> residual_;
+    std::vector<float> staged_;  // parameters + residual, reused
+};
+
+// Half-precision conversion (round to nearest even), exposed for the tests.
+std::uint16_t float_to_half(float value) noexcept;
+float half_to_float(std::uint16_t half) noexcept;
+
+}  // namespace starling::gossip

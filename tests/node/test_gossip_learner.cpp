@@ -1,0 +1,279 @@
+// The merge (weights, outlier refusal, clipping, trimmed mean, the healed-partition reset) and
+// the learner's decisions (rounds, fan-out, link budget, duplicates, catch-up pulls, refusals
+// counted), driven event by event without any data.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "node/gossip/learner.hpp"
+#include "node/gossip/merge.hpp"
+#include "node/model/rng.hpp"
+
+using namespace starling;
+using namespace starling::gossip;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::vector<std::uint32_t> kWidths{4, 3, 2};  // 4*3 + 3 + 3*2 + 2 = 23 parameters
+
+DeviceId device(std::uint8_t n) {
+    DeviceId id{};
+    id[0] = n;
+    return id;
+}
+
+ModelMessage message_from(std::uint8_t origin, std::uint64_t version, std::vector<float> values,
+                          std::uint64_t samples = 100) {
+    ModelMessage m;
+    m.origin = device(origin);
+    m.version = version;
+    m.samples_seen = samples;
+    m.widths = kWidths;
+    m.parameters = std::move(values);
+    return m;
+}
+
+std::vector<float> noisy(float centre, float spread, std::uint64_t seed) {
+    model::Rng rng(seed);
+    std::vector<float> v(model::parameter_count(kWidths));
+    for (float& x : v) x = centre + spread * static_cast<float>(rng.normal());
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("merge weights: equal, by samples seen, by push-sum mass") {
+    std::vector<float> local(23, 0.0f);
+    const auto incoming = message_from(2, 1, std::vector<float>(23, 1.0f), 300);
+    SUBCASE("equal") {
+        Merger merger({.weighting = Weighting::equal});
+        const auto out = merger.merge({local, 100, 1.0}, incoming);
+        CHECK(out.accepted);
+        CHECK(local[5] == doctest::Approx(0.5));
+        CHECK(out.samples_seen == 300);
+    }
+    SUBCASE("samples seen") {
+        Merger merger({.weighting = Weighting::samples_seen});
+        const auto out = merger.merge({local, 100, 1.0}, incoming);
+        CHECK(local[5] == doctest::Approx(0.75));
+        CHECK(out.incoming_weight == doctest::Approx(0.75));
+    }
+    SUBCASE("push-sum") {
+        Merger merger({.weighting = Weighting::push_sum});
+        auto m = incoming;
+        m.mass = 0.25;
+        const auto out = merger.merge({local, 100, 0.75}, m);
+        CHECK(local[5] == doctest::Approx(0.25));
+        CHECK(out.mass == doctest::Approx(1.0));
+    }
+}
+
+TEST_CASE("a far or huge model is refused once history is known; a far one is clipped") {
+    MergeConfig config;
+    config.weighting = Weighting::equal;
+    Merger merger(config);
+    std::vector<float> local = noisy(0.0f, 0.1f, 1);
+    // History: peers at a typical distance.
+    for (std::uint8_t k = 0; k < 6; ++k) {
+        auto peer = local;
+        const auto jitter = noisy(0.0f, 0.05f, 10 + k);
+        for (std::size_t i = 0; i < peer.size(); ++i) peer[i] += jitter[i];
+        REQUIRE(merger.merge({local, 100, 1.0}, message_from(k + 2, 1, peer)).accepted);
+    }
+    const double median = merger.median_distance();
+    REQUIRE(median > 0);
+    const auto before = local;
+
+    // Huge values: refused, local untouched.
+    CHECK_FALSE(merger.merge({local, 100, 1.0}, message_from(50, 1, noisy(0.0f, 1e6f, 3))).accepted);
+    // Random garbage at a plausible scale but far away: refused.
+    CHECK_FALSE(merger.merge({local, 100, 1.0}, message_from(50, 2, noisy(0.0f, 0.3f, 4))).accepted);
+    CHECK(local == before);
+
+    // Between the clip radius and the outlier bound: accepted, pulled back onto the radius.
+    auto far = local;
+    const auto direction = noisy(0.0f, 1.0f, 5);
+    const double len = l2_norm(direction);
+    const double want = 3.0 * median;  // clip at 2x, refuse above 4x
+    for (std::size_t i = 0; i < far.size(); ++i)
+        far[i] += static_cast<float>(direction[i] * want / len);
+    const auto out = merger.merge({local, 100, 1.0}, message_from(60, 1, far));
+    CHECK(out.accepted);
+    CHECK(out.clipped);
+    CHECK(l2_distance(local, before) == doctest::Approx(0.5 * 2.0 * median).epsilon(0.01));
+}
+
+TEST_CASE("refusals from several origins in a row mean this node moved: history resets") {
+    MergeConfig config;
+    config.weighting = Weighting::equal;
+    Merger merger(config);
+    std::vector<float> local(23, 1.0f);
+    for (std::uint8_t k = 0; k < 4; ++k) {
+        auto peer = local;
+        peer[k] += 0.01f;
+        REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, peer)).accepted);
+    }
+    // The rest of the cluster moved on while this node was cut off (same norm scale).
+    std::vector<float> moved(23, 1.05f);
+    CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(10, 1, moved)).accepted);
+    CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(10, 2, moved)).accepted);  // same origin
+    CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(11, 1, moved)).accepted);
+    CHECK(merger.merge({local, 1, 1.0}, message_from(12, 1, moved)).accepted);  // third origin
+    CHECK(merger.known_distances() == 1);
+}
+
+TEST_CASE("coordinate-wise trimmed mean ignores one extreme coordinate") {
+    MergeConfig config;
+    config.trimmed_window = 4;
+    config.trim_fraction = 0.2;
+    config.min_history = 100;  // judge nothing: only the trimmed mean at work
+    Merger merger(config);
+    std::vector<float> local(23, 1.0f);
+    for (std::uint8_t k = 0; k < 3; ++k)
+        REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, std::vector<float>(23, 1.0f))).accepted);
+    auto spiked = std::vector<float>(23, 1.0f);
+    spiked[7] = 1000.0f;
+    REQUIRE(merger.merge({local, 1, 1.0}, message_from(9, 1, spiked)).accepted);
+    CHECK(local[7] == doctest::Approx(1.0f));
+}
+
+TEST_CASE("rounds go to `fanout` distinct peers within the link budget, version rising") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.fanout = 3;
+    config.samples_per_round = 100;
+    config.max_concurrent_sends = 4;
+    GossipLearner learner(device(1), model, config, 7);
+    std::vector<PeerInfo> peers;
+    for (std::uint8_t k = 1; k <= 6; ++k) peers.push_back({device(k), 0});  // self included
+    learner.on_peers_changed(peers, 0us);
+    learner.on_start(0us, false);
+    CHECK(learner.ready_to_train());
+
+    learner.on_local_samples(60, 1ms);
+    CHECK(learner.take_actions().empty());
+    learner.on_local_samples(60, 2ms);
+    auto round = learner.take_actions();
+    REQUIRE(round.size() == 3);
+    std::set<DeviceId> targets;
+    for (const Action& a : round) {
+        CHECK(a.kind == ActionKind::send_model);
+        CHECK(a.peer != device(1));
+        CHECK(a.bytes == round[0].bytes);  // one encoding per round
+        targets.insert(a.peer);
+    }
+    CHECK(targets.size() == 3);
+    const auto decoded = decode_model(*round[0].bytes, kWidths);
+    REQUIRE(std::holds_alternative<ModelMessage>(decoded));
+    CHECK(std::get<ModelMessage>(decoded).version == 1);
+    CHECK(std::get<ModelMessage>(decoded).samples_seen == 120);
+
+    // Three in flight, budget four: the next round sends one and skips two.
+    learner.on_local_samples(100, 3ms);
+    CHECK(learner.take_actions().size() == 1);
+    CHECK(learner.stats().sends_skipped_budget == 2);
+    for (const Action& a : round) learner.on_send_finished(a.transfer, true, 4ms);
+    CHECK(learner.stats().sends_completed == 3);
+    learner.on_local_samples(100, 5ms);
+    CHECK(learner.take_actions().size() == 3);
+    CHECK(learner.version() == 3);
+}
+
+TEST_CASE("duplicates and garbage are refused and counted; the model is untouched") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    GossipLearner learner(device(1), model, LearnerConfig{}, 7);
+    learner.on_start(0us, false);
+    const auto params = std::vector<float>(model.parameters().begin(), model.parameters().end());
+
+    auto peer_values = params;
+    for (float& v : peer_values) v += 0.01f;
+    CHECK(learner.on_model(device(2), message_from(2, 5, peer_values), 1ms) == Received::merged);
+    CHECK(learner.on_model(device(2), message_from(2, 5, peer_values), 2ms) == Received::refused);
+    CHECK(learner.on_model(device(2), message_from(2, 4, peer_values), 2ms) == Received::refused);
+    CHECK(learner.stats().refused[static_cast<std::size_t>(Refusal::duplicate)] == 2);
+
+    const auto merged = std::vector<float>(model.parameters().begin(), model.parameters().end());
+    const std::vector<std::uint8_t> junk(100, 0xAB);
+    CHECK(learner.on_model_bytes(device(3), junk, 3ms) == Received::refused);
+    CHECK(learner.stats().refused[static_cast<std::size_t>(Refusal::malformed)] == 1);
+    ModelEncoder encoder(Encoding::fp32);
+    auto wrong = message_from(3, 1, std::vector<float>(model::parameter_count(std::vector<std::uint32_t>{4, 3, 3}), 0.0f));
+    wrong.widths = {4, 3, 3};
+    CHECK(learner.on_model_bytes(device(3), encoder.encode(wrong, wrong.parameters), 3ms) ==
+          Received::refused);
+    CHECK(learner.stats().refused[static_cast<std::size_t>(Refusal::wrong_widths)] == 1);
+    CHECK(std::equal(merged.begin(), merged.end(), model.parameters().begin()));
+    CHECK(learner.stats().models_merged == 1);
+}
+
+TEST_CASE("a new device pulls the freshest peer's model before training, then tries others") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.pull_timeout = 100ms;
+    GossipLearner learner(device(1), model, config, 7);
+    learner.on_start(0us, true);
+    CHECK_FALSE(learner.ready_to_train());
+    CHECK(learner.take_actions().empty());  // nobody known yet
+
+    const std::vector<PeerInfo> peers{{device(2), 500}, {device(3), 9000}, {device(4), 10}};
+    learner.on_peers_changed(peers, 1ms);
+    auto actions = learner.take_actions();
+    REQUIRE(actions.size() == 1);
+    CHECK(actions[0].kind == ActionKind::request_model);
+    CHECK(actions[0].peer == device(3));
+
+    // No answer in time: the next freshest.
+    learner.on_tick(50ms);
+    CHECK(learner.take_actions().empty());
+    CHECK(learner.next_wakeup() == 101ms);
+    learner.on_tick(101ms);
+    actions = learner.take_actions();
+    REQUIRE(actions.size() == 1);
+    CHECK(actions[0].peer == device(2));
+    CHECK(learner.stats().pulls_failed == 1);
+
+    // Its answer replaces the local model whole.
+    const auto fresh = noisy(0.5f, 0.1f, 9);
+    CHECK(learner.on_model(device(2), message_from(2, 3, fresh, 500), 120ms) == Received::adopted);
+    CHECK(learner.ready_to_train());
+    CHECK(learner.samples_seen() == 500);
+    CHECK(std::equal(fresh.begin(), fresh.end(), model.parameters().begin()));
+}
+
+TEST_CASE("a lone device stops waiting for a pull after one timeout") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.pull_timeout = 100ms;
+    GossipLearner learner(device(1), model, config, 7);
+    learner.on_start(0us, true);
+    CHECK_FALSE(learner.ready_to_train());
+    learner.on_tick(100ms);
+    CHECK(learner.ready_to_train());
+}
+
+TEST_CASE("pull requests are answered within the link budget, queued beyond it") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.max_concurrent_sends = 1;
+    GossipLearner learner(device(1), model, config, 7);
+    learner.on_start(0us, false);
+    learner.on_model_requested(device(2), 0us);
+    learner.on_model_requested(device(3), 0us);
+    auto first = learner.take_actions();
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].peer == device(2));
+    learner.on_send_finished(first[0].transfer, false, 1ms);
+    auto second = learner.take_actions();
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].peer == device(3));
+    CHECK(learner.stats().sends_failed == 1);
+}
