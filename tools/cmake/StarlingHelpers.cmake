@@ -11,6 +11,13 @@ endif()
 if(STARLING_STATIC)
   target_compile_options(starling_options INTERFACE -ffunction-sections -fdata-sections)
 endif()
+# The static release is the devices' binary and must fit their flash budget: everything is
+# optimised for size (-Os) but the training hot path, which starling_hot_sources() marks -O3.
+set(STARLING_SIZE_OPTIMISED OFF)
+if(STARLING_STATIC AND NOT STARLING_SANITIZE AND CMAKE_BUILD_TYPE STREQUAL "Release")
+  set(STARLING_SIZE_OPTIMISED ON)
+  target_compile_options(starling_options INTERFACE -Os)
+endif()
 # Baseline ISA for everything but the per-level kernel files: x86-64 (SSE2). Never -march=native:
 # the one binary must run on a Celeron without AVX.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
@@ -31,6 +38,14 @@ if(STARLING_FUZZ)
   endif()
   target_compile_options(starling_options INTERFACE -fsanitize=fuzzer-no-link)
 endif()
+
+# starling_hot_sources(FILES...) — sources on the training hot path (per-step code): -O3 even
+# where the rest of the binary is built for size. Call it in the directory that builds them.
+function(starling_hot_sources)
+  if(STARLING_SIZE_OPTIMISED)
+    set_property(SOURCE ${ARGN} APPEND PROPERTY COMPILE_OPTIONS -O3)
+  endif()
+endfunction()
 
 # starling_library(NAME SOURCES... [DEPS ...]) — one static library per top-level folder.
 function(starling_library name)
