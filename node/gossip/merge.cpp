@@ -62,17 +62,19 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     // Judge against recent history once there is enough of it. A run of refusals from several
     // different origins means this node, not they, moved away (a healed partition, a restore):
     // the history is then dropped and the model accepted.
+    // A model far larger in norm than the local one is refused from the first merge on (an
+    // initialised model is a fair yardstick: training changes norms by small factors).
+    const double local_norm = l2_norm(local.parameters);
+    if (local_norm > 0 && l2_norm(theirs) > config_.norm_factor * local_norm) return out;
     double radius = 0.0;
     if (distances_.size() >= std::max<std::size_t>(config_.min_history, 1)) {
         const double median = median_distance();
-        const double local_norm = l2_norm(local.parameters);
-        const bool too_big = l2_norm(theirs) > config_.norm_factor * local_norm && local_norm > 0;
         const bool too_far = out.distance > config_.outlier_factor * median;
-        if (too_big || too_far) {
+        if (too_far) {
             if (std::find(refusing_origins_.begin(), refusing_origins_.end(), incoming.origin) ==
                 refusing_origins_.end())
                 refusing_origins_.push_back(incoming.origin);
-            if (refusing_origins_.size() < kOriginsBeforeReset || too_big) return out;
+            if (refusing_origins_.size() < kOriginsBeforeReset) return out;
             distances_.clear();
             window_.clear();
         } else {

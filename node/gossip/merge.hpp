@@ -31,8 +31,8 @@ struct MergeConfig {
     std::size_t min_history = 4;
     // Pull a model further than clip_factor times that median back onto that radius.
     double clip_factor = 2.0;
-    // Refuse a model whose norm exceeds norm_factor times the local norm (with min_history
-    // known; a fresh local model cannot judge).
+    // Refuse a model whose norm exceeds norm_factor times the local norm (always, history or
+    // not: huge values never get in, even as a device's first merge).
     double norm_factor = 3.0;
     // Coordinate-wise trimmed mean over the local model and the last `trimmed_window` accepted
     // models (0: off, plain weighted average); trim_fraction of each tail is dropped.

@@ -1,4 +1,5 @@
 // starling-sim SCENARIO [--seed S] [--set TIMER=VALUE]... [--trace]
+// starling-sim TRAINING_SCENARIO [--seed S] [--data DIR] [--csv FILE] [--set KEY=VALUE]...
 // Runs a membership scenario on virtual time and prints its figures; exit status 1 when an
 // expectation failed (the seed to replay it is printed), 2 for a bad command line or scenario.
 // A measuring tool, so it reads std::chrono::steady_clock directly (for the wall-clock figure).
@@ -9,6 +10,7 @@
 #include <string_view>
 
 #include "tools/sim/simulation.hpp"
+#include "tools/sim/training.hpp"
 
 namespace {
 
@@ -26,6 +28,10 @@ int usage() {
 
 int main(int argc, char** argv) {
     using namespace starling;
+    // A training scenario (first command `training`) runs devices that learn, not membership.
+    if (argc >= 2 && !std::string_view(argv[1]).starts_with("--") &&
+        sim::is_training_scenario(argv[1]))
+        return sim::training_main(argv[1], argc, argv);
     std::string path;
     std::optional<std::uint64_t> seed;
     std::vector<std::string> sets;

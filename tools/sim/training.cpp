@@ -1,0 +1,567 @@
+// The training simulator's event loop: devices train batch by batch on virtual time, their
+// learners' actions become transfers over modelled links, and the scenario's faults strike at
+// their times. One seeded generator per purpose keeps runs reproducible.
+#include "tools/sim/training.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <numbers>
+#include <numeric>
+#include <queue>
+
+#include "node/model/mlp.hpp"
+#include "node/model/optimizer.hpp"
+#include "node/model/rng.hpp"
+#include "node/model/trainer.hpp"
+
+namespace starling::sim {
+namespace {
+
+using gossip::Time;
+
+// Virtual seconds before a transfer to an unreachable (partitioned) peer is given up; to a
+// dead host it fails after a round trip (the host refuses the connection).
+constexpr double kUnreachableTimeoutSeconds = 1.0;
+
+Time to_time(double seconds) {
+    return Time(static_cast<std::int64_t>(std::llround(seconds * 1e6)));
+}
+double to_seconds(Time t) { return static_cast<double>(t.count()) * 1e-6; }
+
+gossip::DeviceId device_id(std::uint32_t index) {
+    gossip::DeviceId id{};
+    for (int b = 0; b < 4; ++b) id[static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(index >> (8 * b));
+    id[4] = 0x5a;  // never all-zero
+    return id;
+}
+std::uint32_t device_index(const gossip::DeviceId& id) {
+    std::uint32_t index = 0;
+    for (int b = 0; b < 4; ++b) index |= std::uint32_t{id[static_cast<std::size_t>(b)]} << (8 * b);
+    return index;
+}
+
+struct Device {
+    std::uint32_t index = 0;
+    double speed = 1.0;
+    data::Dataset shard;
+    std::unique_ptr<model::Mlp> model;
+    std::unique_ptr<model::Optimizer> optimizer;
+    std::unique_ptr<model::Workspace> workspace;
+    std::unique_ptr<gossip::GossipLearner> learner;
+    model::Rng order_rng{1};
+    std::vector<std::uint32_t> order;
+    std::size_t cursor = 0;
+    std::vector<std::uint8_t> labels;
+    std::uint64_t trained = 0;  // examples trained (kept across restarts, as a checkpoint would)
+    std::uint64_t horizon = 0;  // examples in its schedule
+    bool alive = false;
+    bool finished = false;
+    bool step_scheduled = false;
+    Time tick_at = Time::max();
+    std::uint32_t consensus_done = 0;
+    std::uint32_t generation = 0;  // bumps on crash and restart: stale events are dropped
+    int group = 0;
+    double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
+    gossip::LearnerStats retired;       // stats of learners lost to crashes
+};
+
+enum class EventKind : std::uint8_t { step, tick, deliver, request, request_failed, send_failed,
+                                      consensus, scenario, eval };
+
+struct Event {
+    double at = 0;
+    std::uint64_t seq = 0;
+    EventKind kind = EventKind::step;
+    std::uint32_t node = 0;       // the device it happens to
+    std::uint32_t generation = 0; // of `node` when scheduled
+    std::uint32_t from = 0;       // deliver / request: the sender
+    std::uint32_t from_generation = 0;
+    std::uint64_t transfer = 0;
+    std::shared_ptr<const std::vector<std::uint8_t>> bytes = nullptr;
+    std::size_t scenario_index = 0;
+};
+
+struct Later {
+    bool operator()(const Event& a, const Event& b) const {
+        return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+    }
+};
+
+void add_stats(gossip::LearnerStats& into, const gossip::LearnerStats& s) {
+    into.sends_completed += s.sends_completed;
+    into.bytes_sent += s.bytes_sent;
+    into.sends_started += s.sends_started;
+    into.models_merged += s.models_merged;
+    into.models_adopted += s.models_adopted;
+    into.models_clipped += s.models_clipped;
+    for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) into.refused[i] += s.refused[i];
+}
+
+class Simulation {
+public:
+    Simulation(const TrainingScenario& scenario, const data::Dataset& train,
+               const data::Dataset& test, std::FILE* progress, const Adversary& adversary)
+        : sc_(scenario), test_(test), progress_(progress), adversary_(adversary),
+          net_rng_(scenario.seed ^ 0x6E6574776F726Bull), garbage_rng_(scenario.seed ^ 0xBADull) {
+        eval_set_ = test.subset(first_rows(std::min<std::size_t>(scenario.eval_subset, test.size())));
+        deal(train);
+    }
+
+    TrainingReport run() {
+        for (auto& d : devices_) start_device(d, /*catch_up=*/false);
+        update_views();
+        for (std::size_t i = 0; i < sc_.events.size(); ++i)
+            push(Event{.at = sc_.events[i].at, .kind = EventKind::scenario, .scenario_index = i});
+        push(Event{.at = 0.0, .kind = EventKind::eval});
+
+        while (!queue_.empty()) {
+            Event e = queue_.top();
+            queue_.pop();
+            if (sc_.run_seconds > 0 && e.at > sc_.run_seconds) break;
+            if (e.kind == EventKind::eval && all_done() && !report_.curve.empty()) continue;
+            now_ = e.at;
+            dispatch(e);
+        }
+        report_.virtual_seconds = now_;
+        finish();
+        return std::move(report_);
+    }
+
+private:
+    static std::vector<std::uint32_t> first_rows(std::size_t n) {
+        std::vector<std::uint32_t> rows(n);
+        std::iota(rows.begin(), rows.end(), 0u);
+        return rows;
+    }
+
+    void deal(const data::Dataset& train) {
+        const std::size_t want = std::min<std::size_t>(
+            train.size(), std::size_t{sc_.nodes} * sc_.images_per_node);
+        std::vector<std::uint32_t> rows(train.size());
+        std::iota(rows.begin(), rows.end(), 0u);
+        model::Rng rng(sc_.seed ^ 0x5348415244ull);
+        if (want < train.size()) rng.shuffle(std::span<std::uint32_t>(rows));
+        rows.resize(want);
+        std::sort(rows.begin(), rows.end());
+        const data::Dataset cut = train.subset(rows);
+        auto shards = data::split_indices(cut, sc_.split, sc_.nodes, sc_.seed);
+        if (!shards) {
+            error_ = shards.error().message;
+            return;
+        }
+        devices_.resize(sc_.nodes);
+        for (std::uint32_t i = 0; i < sc_.nodes; ++i) {
+            Device& d = devices_[i];
+            d.index = i;
+            d.speed = i < sc_.speeds.size() ? sc_.speeds[i] : 1.0;
+            d.shard = cut.subset((*shards)[i]);
+            d.horizon = static_cast<std::uint64_t>(sc_.epochs * static_cast<double>(d.shard.size()));
+            d.order_rng = model::Rng(sc_.seed * 1000003ull + i);
+        }
+    }
+
+    void push(Event e) {
+        e.seq = seq_++;
+        queue_.push(std::move(e));
+    }
+
+    void start_device(Device& d, bool catch_up) {
+        d.model = std::make_unique<model::Mlp>(sc_.widths);
+        d.model->init_he(sc_.common_init ? sc_.seed : sc_.seed * 7919ull + d.index + 1);
+        model::OptimizerConfig oc;
+        oc.learning_rate = sc_.learning_rate;
+        oc.momentum = sc_.momentum;
+        d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());
+        d.workspace = std::make_unique<model::Workspace>(*d.model, sc_.batch);
+        d.learner = std::make_unique<gossip::GossipLearner>(
+            device_id(d.index), *d.model, sc_.learner, sc_.seed * 31ull + d.index * 2654435761ull);
+        d.alive = true;
+        d.finished = d.trained >= d.horizon && sc_.run_seconds <= 0;
+        d.consensus_done = 0;
+        d.step_scheduled = false;
+        d.tick_at = Time::max();
+        d.learner->on_start(to_time(now_), catch_up);
+    }
+
+    bool reachable(const Device& a, const Device& b) const {
+        return a.alive && b.alive && a.group == b.group;
+    }
+
+    // The membership view every device holds: live devices in its partition (membership
+    // converges on that within seconds; the simulator skips the detection delay).
+    void update_views() {
+        for (Device& d : devices_) {
+            if (!d.alive) continue;
+            std::vector<gossip::PeerInfo> peers;
+            for (const Device& p : devices_)
+                if (p.index != d.index && reachable(d, p))
+                    peers.push_back({device_id(p.index), p.learner->samples_seen()});
+            d.learner->on_peers_changed(peers, to_time(now_));
+            service(d);
+        }
+    }
+
+    double step_seconds(const Device& d, std::size_t n) const {
+        return static_cast<double>(n) / (sc_.base_samples_per_second * d.speed);
+    }
+
+    // Turns the learner's actions into transfers, and keeps a step and a tick scheduled.
+    void service(Device& d) {
+        if (!d.alive) return;
+        for (gossip::Action& a : d.learner->take_actions()) {
+            Device& peer = devices_[device_index(a.peer)];
+            if (a.kind == gossip::ActionKind::send_model) {
+                auto bytes = a.bytes;
+                if (is_adversary(d.index)) bytes = garbage(d);
+                transfer(d, peer, a.transfer, std::move(bytes));
+            } else {
+                if (reachable(d, peer)) {
+                    push(Event{.at = now_ + sc_.latency_seconds, .kind = EventKind::request,
+                               .node = peer.index, .generation = peer.generation, .from = d.index,
+                               .from_generation = d.generation, .transfer = a.transfer});
+                } else {
+                    push(Event{.at = now_ + (peer.alive ? kUnreachableTimeoutSeconds
+                                                        : 2 * sc_.latency_seconds),
+                               .kind = EventKind::request_failed, .node = d.index,
+                               .generation = d.generation, .transfer = a.transfer});
+                }
+            }
+        }
+        const Time wake = d.learner->next_wakeup();
+        if (wake != Time::max() && wake != d.tick_at) {
+            d.tick_at = wake;
+            push(Event{.at = std::max(now_, to_seconds(wake)), .kind = EventKind::tick,
+                       .node = d.index, .generation = d.generation});
+        }
+        if (!d.finished && !d.step_scheduled && d.learner->ready_to_train()) {
+            d.step_scheduled = true;
+            push(Event{.at = now_ + step_seconds(d, static_cast<std::size_t>(sc_.batch)),
+                       .kind = EventKind::step, .node = d.index, .generation = d.generation});
+        }
+    }
+
+    void transfer(Device& from, Device& to, std::uint64_t id,
+                  std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
+        if (!reachable(from, to)) {
+            push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
+                       .kind = EventKind::send_failed, .node = from.index,
+                       .generation = from.generation, .transfer = id});
+            return;
+        }
+        // Both the sender's uplink and the receiver's downlink carry it, one transfer at a time.
+        const double seconds = static_cast<double>(bytes->size()) / sc_.bandwidth_bytes_per_second;
+        const double start = std::max({now_, from.up_free, to.down_free});
+        from.up_free = to.down_free = start + seconds;
+        const double arrive = start + seconds + sc_.latency_seconds;
+        if (sc_.loss > 0 && net_rng_.uniform() < sc_.loss) {
+            push(Event{.at = arrive, .kind = EventKind::send_failed, .node = from.index,
+                       .generation = from.generation, .transfer = id});
+            return;
+        }
+        push(Event{.at = arrive, .kind = EventKind::deliver, .node = to.index,
+                   .generation = to.generation, .from = from.index,
+                   .from_generation = from.generation, .transfer = id, .bytes = std::move(bytes)});
+    }
+
+    bool is_adversary(std::uint32_t index) const {
+        return std::find(adversary_.nodes.begin(), adversary_.nodes.end(), index) !=
+               adversary_.nodes.end();
+    }
+
+    std::shared_ptr<const std::vector<std::uint8_t>> garbage(Device& d) {
+        gossip::ModelMessage h = d.learner->header();
+        std::vector<float> values(d.model->parameters().size());
+        for (float& v : values) v = adversary_.scale * static_cast<float>(garbage_rng_.normal());
+        gossip::ModelEncoder encoder(gossip::Encoding::fp32);
+        ++report_.garbage_sent;
+        return std::make_shared<const std::vector<std::uint8_t>>(encoder.encode(h, values));
+    }
+
+    float learning_rate(const Device& d) const {
+        if (!sc_.cosine) return sc_.learning_rate;
+        double progress = 0;
+        if (sc_.run_seconds > 0) progress = now_ / sc_.run_seconds;
+        else if (d.horizon > 0) progress = static_cast<double>(d.trained) / static_cast<double>(d.horizon);
+        progress = std::clamp(progress, 0.0, 1.0);
+        return static_cast<float>(0.5 * sc_.learning_rate * (1.0 + std::cos(std::numbers::pi * progress)));
+    }
+
+    void reset_momentum(Device& d) {
+        std::vector<std::vector<float>> zero(1, std::vector<float>(d.model->parameters().size(), 0.0f));
+        (void)d.optimizer->restore(d.optimizer->steps(), std::move(zero));
+    }
+
+    void train_step(Device& d) {
+        d.step_scheduled = false;
+        if (d.finished || !d.learner->ready_to_train()) return;
+        const std::size_t batch = std::min<std::size_t>(static_cast<std::size_t>(sc_.batch), d.shard.size());
+        if (d.cursor + batch > d.order.size()) {
+            d.order.resize(d.shard.size());
+            std::iota(d.order.begin(), d.order.end(), 0u);
+            d.order_rng.shuffle(std::span<std::uint32_t>(d.order));
+            d.cursor = 0;
+        }
+        const std::span<const std::uint32_t> rows(d.order.data() + d.cursor, batch);
+        d.cursor += batch;
+        d.shard.gather(rows, d.workspace->activation(0));
+        d.labels.resize(batch);
+        for (std::size_t i = 0; i < batch; ++i) d.labels[i] = d.shard.labels[rows[i]];
+        model::train_step(*d.model, *d.workspace, static_cast<int>(batch), d.labels.data(),
+                          *d.optimizer, learning_rate(d));
+        d.trained += batch;
+        report_.samples_trained += batch;
+        d.learner->on_local_samples(batch, to_time(now_));
+        const bool out_of_time = sc_.run_seconds > 0 && now_ >= sc_.run_seconds;
+        if ((sc_.run_seconds <= 0 && d.trained >= d.horizon) || out_of_time) {
+            d.finished = true;
+            if (sc_.consensus_rounds > 0)
+                push(Event{.at = now_ + sc_.consensus_interval, .kind = EventKind::consensus,
+                           .node = d.index, .generation = d.generation});
+        }
+        service(d);
+    }
+
+    void receive(Device& d, const Event& e) {
+        Device& from = devices_[e.from];
+        const bool sender_same = from.alive && from.generation == e.from_generation;
+        const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
+        if (ok) {
+            const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
+            if (outcome == gossip::Received::adopted ||
+                (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
+                reset_momentum(d);
+            service(d);
+        }
+        if (sender_same) {
+            from.learner->on_send_finished(e.transfer, ok, to_time(now_));
+            service(from);
+        }
+    }
+
+    void dispatch(const Event& e) {
+        switch (e.kind) {
+        case EventKind::eval:
+            evaluate_all();
+            if (!all_done()) push(Event{.at = now_ + sc_.eval_every, .kind = EventKind::eval});
+            return;
+        case EventKind::scenario:
+            apply(sc_.events[e.scenario_index]);
+            return;
+        default: break;
+        }
+        Device& d = devices_[e.node];
+        switch (e.kind) {
+        case EventKind::step:
+            if (d.alive && d.generation == e.generation) train_step(d);
+            return;
+        case EventKind::tick:
+            if (d.alive && d.generation == e.generation) {
+                d.tick_at = Time::max();
+                d.learner->on_tick(to_time(now_));
+                service(d);
+            }
+            return;
+        case EventKind::deliver:
+            receive(d, e);
+            return;
+        case EventKind::request: {
+            // The pull request reached the peer: it queues an answer like any send.
+            Device& from = devices_[e.from];
+            if (d.alive && d.generation == e.generation && reachable(d, from)) {
+                d.learner->on_model_requested(device_id(e.from), to_time(now_));
+                service(d);
+            } else if (from.alive && from.generation == e.from_generation) {
+                from.learner->on_request_failed(e.transfer, to_time(now_));
+                service(from);
+            }
+            return;
+        }
+        case EventKind::request_failed:
+            if (d.alive && d.generation == e.generation) {
+                d.learner->on_request_failed(e.transfer, to_time(now_));
+                service(d);
+            }
+            return;
+        case EventKind::send_failed:
+            if (d.alive && d.generation == e.generation) {
+                d.learner->on_send_finished(e.transfer, false, to_time(now_));
+                service(d);
+            }
+            return;
+        case EventKind::consensus:
+            if (d.alive && d.generation == e.generation && d.consensus_done < sc_.consensus_rounds) {
+                ++d.consensus_done;
+                d.learner->on_round_due(to_time(now_));
+                service(d);
+                if (d.consensus_done < sc_.consensus_rounds)
+                    push(Event{.at = now_ + sc_.consensus_interval, .kind = EventKind::consensus,
+                               .node = d.index, .generation = d.generation});
+            }
+            return;
+        default: return;
+        }
+    }
+
+    void apply(const TrainingEvent& ev) {
+        switch (ev.kind) {
+        case TrainingEvent::crash:
+            for (const std::uint32_t n : ev.nodes) {
+                Device& d = devices_[n];
+                if (!d.alive) continue;
+                add_stats(d.retired, d.learner->stats());
+                d.alive = false;
+                ++d.generation;
+            }
+            break;
+        case TrainingEvent::restart:
+            for (const std::uint32_t n : ev.nodes) {
+                Device& d = devices_[n];
+                if (d.alive) continue;
+                ++d.generation;
+                start_device(d, /*catch_up=*/true);
+            }
+            break;
+        case TrainingEvent::partition:
+            for (Device& d : devices_) d.group = static_cast<int>(ev.groups.size());
+            for (std::size_t g = 0; g < ev.groups.size(); ++g)
+                for (const std::uint32_t n : ev.groups[g]) devices_[n].group = static_cast<int>(g);
+            break;
+        case TrainingEvent::heal:
+            for (Device& d : devices_) d.group = 0;
+            break;
+        }
+        update_views();
+    }
+
+    bool all_done() const {
+        for (const Device& d : devices_)
+            if (d.alive && (!d.finished || d.consensus_done < sc_.consensus_rounds)) return false;
+        return true;
+    }
+
+    double mean_epochs() const {
+        double sum = 0;
+        std::uint32_t n = 0;
+        for (const Device& d : devices_) {
+            if (!d.alive || d.shard.size() == 0) continue;
+            sum += static_cast<double>(d.trained) / static_cast<double>(d.shard.size());
+            ++n;
+        }
+        return n > 0 ? sum / n : 0.0;
+    }
+
+    std::uint64_t bytes_sent_total() const {
+        std::uint64_t total = 0;
+        for (const Device& d : devices_)
+            total += d.retired.bytes_sent + (d.learner ? d.learner->stats().bytes_sent : 0);
+        return total;
+    }
+
+    CurvePoint evaluate_on(const data::Dataset& ds, std::vector<double>* per_device) {
+        CurvePoint p;
+        p.time = now_;
+        p.mean_epochs = mean_epochs();
+        p.min = 1.0;
+        double sum = 0;
+        for (const Device& d : devices_) {
+            double acc = std::numeric_limits<double>::quiet_NaN();
+            if (d.alive) {
+                acc = model::evaluate(*d.model, ds).accuracy;
+                sum += acc;
+                p.min = std::min(p.min, acc);
+                p.max = std::max(p.max, acc);
+                ++p.live;
+            }
+            if (per_device) per_device->push_back(acc);
+        }
+        p.mean = p.live > 0 ? sum / p.live : 0.0;
+        if (p.live == 0) p.min = 0;
+        p.bytes_per_node = static_cast<double>(bytes_sent_total()) / std::max<std::size_t>(devices_.size(), 1);
+        return p;
+    }
+
+    void evaluate_all() {
+        const CurvePoint p = evaluate_on(eval_set_, nullptr);
+        report_.curve.push_back(p);
+        if (sc_.target_accuracy > 0 && report_.target_reached_at < 0 && p.mean >= sc_.target_accuracy) {
+            report_.target_reached_at = p.time;
+            report_.target_reached_epochs = p.mean_epochs;
+        }
+        if (progress_ != nullptr)
+            std::fprintf(progress_, "t=%8.3fs epochs=%6.2f acc mean %.4f min %.4f max %.4f live %u\n",
+                         p.time, p.mean_epochs, p.mean, p.min, p.max, p.live);
+    }
+
+    void finish() {
+        report_.final_full = evaluate_on(test_, &report_.final_accuracy);
+        gossip::LearnerStats total;
+        for (const Device& d : devices_) {
+            add_stats(total, d.retired);
+            if (d.learner) add_stats(total, d.learner->stats());
+        }
+        report_.exchanges = total.sends_completed;
+        report_.bytes_sent = total.bytes_sent;
+        report_.bytes_per_exchange =
+            total.sends_started > 0 ? static_cast<double>(total.bytes_sent) / total.sends_started : 0;
+        report_.fp32_message_bytes = static_cast<double>(gossip::encoded_size_estimate(
+            gossip::Encoding::fp32, model::parameter_count(sc_.widths), sc_.widths.size() - 1));
+        report_.merges = total.models_merged;
+        report_.adopted = total.models_adopted;
+        report_.clipped = total.models_clipped;
+        for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) report_.refused[i] = total.refused[i];
+    }
+
+public:
+    std::string error_;
+
+private:
+    const TrainingScenario& sc_;
+    const data::Dataset& test_;
+    data::Dataset eval_set_;
+    std::FILE* progress_;
+    const Adversary& adversary_;
+    std::vector<Device> devices_;
+    std::priority_queue<Event, std::vector<Event>, Later> queue_;
+    std::uint64_t seq_ = 0;
+    double now_ = 0;
+    model::Rng net_rng_;
+    model::Rng garbage_rng_;
+    TrainingReport report_;
+};
+
+}  // namespace
+
+bool device_class_speed(std::string_view name, double& speed) noexcept {
+    struct Class {
+        std::string_view name;
+        double speed;
+    };
+    static constexpr Class kClasses[] = {{"celeron", 0.3}, {"i3", 0.6}, {"i5", 0.8}, {"i7", 1.0}};
+    for (const Class& c : kClasses) {
+        if (c.name == name) {
+            speed = c.speed;
+            return true;
+        }
+    }
+    return false;
+}
+
+Result<TrainingReport> simulate_training(const TrainingScenario& scenario,
+                                         const data::Dataset& train, const data::Dataset& test,
+                                         std::FILE* progress, const Adversary& adversary) {
+    if (Status s = model::validate_widths(scenario.widths); !s) return s.error();
+    if (train.features != scenario.widths.front() || test.features != scenario.widths.front())
+        return make_error(ErrorCode::invalid_argument,
+                          "the model takes " + std::to_string(scenario.widths.front()) +
+                              " inputs, the data has " + std::to_string(train.features));
+    for (const std::uint32_t n : adversary.nodes)
+        if (n >= scenario.nodes)
+            return make_error(ErrorCode::invalid_argument, "adversary node out of range");
+    Simulation sim(scenario, train, test, progress, adversary);
+    if (!sim.error_.empty()) return make_error(ErrorCode::invalid_argument, sim.error_);
+    return sim.run();
+}
+
+}  // namespace starling::sim

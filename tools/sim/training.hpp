@@ -1,0 +1,125 @@
+#pragma once
+// The simulator's training mode: N devices in one process, each a real model trained on its own
+// shard and a real GossipLearner, on virtual time. Compute speed per device, link bandwidth and
+// latency, loss, crashes, restarts and partitions are modelled; everything random derives from
+// the seed, so a run replays exactly. Scenario format: tools/sim/README.md.
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "node/data/dataset.hpp"
+#include "node/data/split.hpp"
+#include "node/gossip/learner.hpp"
+#include "protocol/result.hpp"
+
+namespace starling::sim {
+
+// What a device does to its optimizer's momentum when a merge changes its model.
+enum class MomentumPolicy : std::uint8_t { keep, reset };
+
+struct TrainingEvent {
+    enum Kind : std::uint8_t { crash, restart, partition, heal };
+    double at = 0.0;                           // virtual seconds
+    Kind kind = crash;
+    std::vector<std::uint32_t> nodes;          // crash, restart
+    std::vector<std::vector<std::uint32_t>> groups;  // partition (unlisted: one more group)
+};
+
+struct TrainingScenario {
+    std::uint32_t nodes = 8;
+    std::uint32_t images_per_node = 600;  // the train set is cut to nodes * this, then split
+    data::SplitScheme split;
+    std::vector<std::uint32_t> widths{784, 256, 128, 10};
+    bool common_init = true;              // every device starts from the same weights
+
+    // Training: each device trains `epochs` passes over its shard, or until `run_seconds`.
+    double epochs = 20;
+    double run_seconds = 0;               // 0: until every device finished its epochs
+    int batch = 32;
+    float learning_rate = 0.05f;
+    float momentum = 0.9f;
+    bool cosine = true;                   // cosine decay over the device's horizon
+    MomentumPolicy momentum_policy = MomentumPolicy::keep;
+
+    // Devices and links.
+    double base_samples_per_second = 50000;  // an i7 (speed 1.0)
+    std::vector<double> speeds;              // per node, relative (default 1.0)
+    double bandwidth_bytes_per_second = 125e6;  // 1 Gb/s
+    double latency_seconds = 200e-6;
+    double loss = 0.0;                       // probability a transfer fails
+
+    gossip::LearnerConfig learner;
+
+    // Averaging-only rounds after a device finished training, `consensus_interval` apart.
+    std::uint32_t consensus_rounds = 0;
+    double consensus_interval = 0.01;
+
+    // Evaluation: every `eval_every` virtual seconds on the first `eval_subset` test images;
+    // at the end on the whole test set.
+    double eval_every = 1.0;
+    std::uint32_t eval_subset = 2000;
+    double target_accuracy = 0;  // report when the mean first reaches it (0: not reported)
+
+    std::vector<TrainingEvent> events;
+    std::uint64_t seed = 1;
+};
+
+// Relative speeds of the modelled device classes (celeron 0.3, i3 0.6, i5 0.8, i7 1.0).
+bool device_class_speed(std::string_view name, double& speed) noexcept;
+
+// True when the file's first command is `training` (a training scenario, not a membership one).
+bool is_training_scenario(const std::filesystem::path& path);
+Result<TrainingScenario> load_training_scenario(const std::filesystem::path& path);
+Result<TrainingScenario> parse_training_scenario(std::string_view text, std::string_view name);
+
+struct CurvePoint {
+    double time = 0;          // virtual seconds
+    double mean_epochs = 0;   // local epochs trained, mean over live devices
+    double mean = 0, min = 0, max = 0;  // test accuracy over live devices
+    std::uint32_t live = 0;
+    double bytes_per_node = 0;  // sent so far, mean over all devices
+};
+
+struct TrainingReport {
+    std::vector<CurvePoint> curve;
+    CurvePoint final_full;             // on the whole test set, after the run
+    std::vector<double> final_accuracy;  // per device (crashed ones: NaN)
+    double target_reached_at = -1;    // virtual seconds, -1: never
+    double target_reached_epochs = 0;
+    std::uint64_t exchanges = 0;      // sends completed
+    std::uint64_t bytes_sent = 0;
+    double bytes_per_exchange = 0;
+    double fp32_message_bytes = 0;
+    std::uint64_t merges = 0;
+    std::uint64_t adopted = 0;
+    std::uint64_t clipped = 0;
+    std::uint64_t refused[gossip::kRefusalReasons] = {};
+    std::uint64_t garbage_sent = 0;
+    double virtual_seconds = 0;
+    std::uint64_t samples_trained = 0;
+};
+
+// Extra hook for tests: a device that sends garbage (random values far off the model) instead
+// of its model. Empty: none.
+struct Adversary {
+    std::vector<std::uint32_t> nodes;
+    float scale = 100.0f;
+};
+
+// Fails (invalid_argument) when the data cannot be split as asked or does not fit the model.
+Result<TrainingReport> simulate_training(const TrainingScenario& scenario,
+                                         const data::Dataset& train, const data::Dataset& test,
+                                         std::FILE* progress, const Adversary& adversary = {});
+
+void print_training_report(const TrainingScenario& scenario, const TrainingReport& report,
+                           std::FILE* out);
+// The curve as CSV: time,mean_epochs,mean,min,max,live,bytes_per_node.
+void write_curve_csv(const TrainingReport& report, std::FILE* out);
+
+// `starling-sim` for a training scenario: [--seed S] [--data DIR] [--csv FILE] [--set K=V]...
+int training_main(const std::filesystem::path& scenario_path, int argc, char** argv);
+
+}  // namespace starling::sim
