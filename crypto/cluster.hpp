@@ -93,6 +93,9 @@ struct SaveOptions {
                                             const std::filesystem::path& file,
                                             SaveOptions opts = {});
 [[nodiscard]] Result<EnrollmentBundle> load_enrollment_bundle(const std::filesystem::path& file);
+// A bundle handed over on a provisioning medium or in /etc: read without the mode check (vfat
+// media carry no Unix modes), for installing at once as a 0600 copy in the state directory.
+[[nodiscard]] Result<EnrollmentBundle> read_bundle_to_install(const std::filesystem::path& file);
 [[nodiscard]] Status save_revocation(const Revocation& revocation,
                                      const std::filesystem::path& file, SaveOptions opts = {});
 [[nodiscard]] Result<Revocation> load_revocation(const std::filesystem::path& file);

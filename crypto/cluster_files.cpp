@@ -130,6 +130,12 @@ Result<EnrollmentBundle> load_enrollment_bundle(const fs::path& file) {
     return load(kBundleFile, file, decode_enrollment_bundle);
 }
 
+Result<EnrollmentBundle> read_bundle_to_install(const fs::path& file) {
+    FileKind unchecked_mode = kBundleFile;
+    unchecked_mode.secret = false;
+    return load(unchecked_mode, file, decode_enrollment_bundle);
+}
+
 Status save_revocation(const Revocation& revocation, const fs::path& file, SaveOptions opts) {
     return save(kRevocationFile, encode_revocation(revocation), file, opts, false);
 }

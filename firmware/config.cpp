@@ -1,6 +1,7 @@
 #include "firmware/config.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -22,37 +23,67 @@ using ListMember = std::vector<std::string> Config::*;
 using NumberMember = unsigned Config::*;
 
 struct Field {
-    std::string_view name;  // "table.key"
+    ConfigKey key;
     std::variant<StringMember, ListMember, NumberMember> member;
     unsigned min = 0;  // numbers: the accepted range
     unsigned max = 0;
     std::string_view choices = {};  // strings: "a|b|c"; empty accepts any
+    bool percent = false;           // a flag may write "25%"
 };
 
-inline constexpr std::size_t kMaxSeeds = 64;
+inline constexpr std::size_t kMaxListEntries = 64;
 inline constexpr std::size_t kMaxStringBytes = 4096;
 
-// The schema: every key the file may hold.
+// The schema: every key the file may hold, and its flag.
 const Field kFields[] = {
-    {"node.listen", &Config::listen},
-    {"node.interface", &Config::interface},
-    {"node.seeds", &Config::seeds},
-    {"node.state_dir", &Config::state_dir},
-    {"node.data_dir", &Config::data_dir},
-    {"training.cpu_budget", &Config::cpu_budget_percent, 1, 100},
-    {"training.batch", &Config::batch, 1, 4096},
-    {"training.threads", &Config::threads, 1, 256},
-    {"governor.thermal_limit_c", &Config::thermal_limit_c, 40, 110},
-    {"governor.memory_floor_mib", &Config::memory_floor_mib, 16, 1u << 20},
-    {"governor.psi_cpu", &Config::psi_cpu_percent, 1, 100},
-    {"governor.psi_memory", &Config::psi_memory_percent, 1, 100},
-    {"governor.psi_io", &Config::psi_io_percent, 1, 100},
-    {"log.level", &Config::log_level, 0, 0, "error|warn|info|debug"},
+    {{"node.listen", "listen", "ADDR[:PORT] to listen on (default: the interface's, port 7946)"},
+     &Config::listen},
+    {{"node.interface", "interface", "LAN interface for discovery (default: the default "
+                                     "route's; none: off)"},
+     &Config::interface},
+    {{"node.seeds", "seed", "ADDR[:PORT] of a node to join through (repeatable)", true},
+     &Config::seeds},
+    {{"node.state_dir", "state", "State directory (created with mode 0700)"}, &Config::state_dir},
+    {{"node.data_dir", "data", "Local dataset directory (for training)"}, &Config::data_dir},
+    {{"node.bundle", "bundle", "This device's enrollment bundle (default: installed on first "
+                               "boot from the places in `starling node --help`)"},
+     &Config::bundle},
+    {{"node.provisioning", "provisioning",
+      "Where provisioning media are mounted (repeatable; default /media /run/media /mnt)", true},
+     &Config::provisioning},
+    {{"training.cpu_budget", "cpu-budget", "CPU budget of training, percent of the machine"},
+     &Config::cpu_budget_percent, 1, 100, {}, true},
+    {{"training.batch", "batch", "Mini-batch size"}, &Config::batch, 1, 4096},
+    {{"training.threads", "threads", "Training threads"}, &Config::threads, 1, 256},
+    {{"governor.thermal_limit_c", "thermal-limit", "Pause training above this temperature, C"},
+     &Config::thermal_limit_c, 40, 110},
+    {{"governor.memory_floor_mib", "memory-floor", "Pause training while MemAvailable is below, "
+                                                   "MiB"},
+     &Config::memory_floor_mib, 16, 1u << 20},
+    {{"governor.psi_cpu", "psi-cpu", "Pause training above this CPU pressure (PSI some avg10)"},
+     &Config::psi_cpu_percent, 1, 100, {}, true},
+    {{"governor.psi_memory", "psi-memory", "Pause training above this memory pressure"},
+     &Config::psi_memory_percent, 1, 100, {}, true},
+    {{"governor.psi_io", "psi-io", "Pause training above this IO pressure"},
+     &Config::psi_io_percent, 1, 100, {}, true},
+    {{"governor.busy_cpu", "busy-cpu", "Pause training while other processes use more of the "
+                                       "machine, percent"},
+     &Config::busy_cpu_percent, 1, 100, {}, true},
+    {{"log.level", "log-level", "error, warn, info or debug"}, &Config::log_level, 0, 0,
+     "error|warn|info|debug"},
 };
+
+const ConfigKey kKeys[] = {
+    kFields[0].key,  kFields[1].key,  kFields[2].key,  kFields[3].key,  kFields[4].key,
+    kFields[5].key,  kFields[6].key,  kFields[7].key,  kFields[8].key,  kFields[9].key,
+    kFields[10].key, kFields[11].key, kFields[12].key, kFields[13].key, kFields[14].key,
+    kFields[15].key, kFields[16].key,
+};
+static_assert(std::size(kKeys) == std::size(kFields));
 
 const Field* find_field(std::string_view name) {
     for (const Field& f : kFields)
-        if (f.name == name) return &f;
+        if (f.key.name == name) return &f;
     return nullptr;
 }
 
@@ -80,7 +111,7 @@ std::string set_string(const Field& f, StringMember m, const toml::node& node, C
 std::string set_list(ListMember m, const toml::node& node, Config& c) {
     const auto* array = node.as_array();
     if (array == nullptr) return "expected an array of strings";
-    if (array->size() > kMaxSeeds) return "more than 64 entries";
+    if (array->size() > kMaxListEntries) return "more than 64 entries";
     std::vector<std::string> values;
     for (const toml::node& item : *array) {
         const auto* s = item.as_string();
@@ -159,15 +190,64 @@ std::string show_source(const ValueSource& s) {
         case Origin::default_value: return "default";
         case Origin::profile: return "hardware profile";
         case Origin::file: return "file, line " + std::to_string(s.line);
+        case Origin::flag: return "command line";
     }
     return "default";
 }
 
+// A flag's value, checked like the file's: the same ranges and choices.
+std::string set_from_flag(const Field& f, const std::vector<std::string>& values, Config& c) {
+    if (values.empty()) return "no value";
+    if (const auto* m = std::get_if<ListMember>(&f.member)) {
+        if (values.size() > kMaxListEntries) return "more than 64 values";
+        c.**m = values;
+        return {};
+    }
+    std::string_view text = values.back();
+    if (text.size() > kMaxStringBytes) return "longer than 4096 bytes";
+    if (const auto* m = std::get_if<StringMember>(&f.member)) {
+        if (!f.choices.empty() && !is_choice(f.choices, text))
+            return "'" + std::string(text) + "' is not one of " + std::string(f.choices);
+        c.**m = std::string(text);
+        return {};
+    }
+    if (f.percent && !text.empty() && text.back() == '%') text.remove_suffix(1);
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+        return "'" + std::string(values.back()) + "' is not " +
+               (f.percent ? "a percentage" : "a whole number");
+    if (v < f.min || v > f.max)
+        return std::string(values.back()) + " is outside " + std::to_string(f.min) + ".." +
+               std::to_string(f.max);
+    c.*std::get<NumberMember>(f.member) = static_cast<unsigned>(v);
+    return {};
+}
+
 }  // namespace
+
+std::span<const ConfigKey> config_keys() noexcept { return kKeys; }
+
+Result<LoadedConfig> apply_flags(LoadedConfig base, std::span<const FlagValues> flags) {
+    std::string errors;
+    for (const FlagValues& given : flags) {
+        const Field* field = find_field(given.name);
+        std::string what = field == nullptr ? std::string("no such key '") + given.name + "'"
+                                            : set_from_flag(*field, given.values, base.config);
+        if (!what.empty()) {
+            const std::string flag = field == nullptr ? given.name : std::string(field->key.flag);
+            errors += (errors.empty() ? "--" : "\n--") + flag + ": " + what;
+            continue;
+        }
+        base.sources[given.name] = {Origin::flag, 0};
+    }
+    if (!errors.empty()) return make_error(ErrorCode::invalid_argument, errors);
+    return base;
+}
 
 LoadedConfig default_config(const HardwareProfile& profile) {
     LoadedConfig d;
-    for (const Field& f : kFields) d.sources[std::string(f.name)] = {};
+    for (const Field& f : kFields) d.sources[std::string(f.key.name)] = {};
     const ProfileDefaults p = profile_defaults(profile);
     d.config.cpu_budget_percent = p.cpu_budget_percent;
     d.config.threads = p.threads;
@@ -211,12 +291,25 @@ Result<LoadedConfig> load_config_file(const std::filesystem::path& file, LoadedC
     return apply_config_text(text, file.string(), std::move(base));
 }
 
+GovernorLimits governor_limits(const Config& c, unsigned logical_cores) noexcept {
+    GovernorLimits g;
+    g.cpu_budget_percent = c.cpu_budget_percent;
+    g.logical_cores = logical_cores;
+    g.thermal_limit_c = c.thermal_limit_c;
+    g.memory_floor_mib = c.memory_floor_mib;
+    g.psi_cpu_percent = c.psi_cpu_percent;
+    g.psi_memory_percent = c.psi_memory_percent;
+    g.psi_io_percent = c.psi_io_percent;
+    g.busy_cpu_percent = c.busy_cpu_percent;
+    return g;
+}
+
 std::string explain(const LoadedConfig& loaded) {
     std::string out;
     for (const Field& f : kFields) {
-        std::string line = std::string(f.name) + " = " + show_value(f, loaded.config);
+        std::string line = std::string(f.key.name) + " = " + show_value(f, loaded.config);
         if (line.size() < 44) line.resize(44, ' ');
-        const auto it = loaded.sources.find(f.name);
+        const auto it = loaded.sources.find(f.key.name);
         out += line + "  # " + show_source(it == loaded.sources.end() ? ValueSource{} : it->second) +
                "\n";
     }

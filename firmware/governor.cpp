@@ -23,6 +23,7 @@ std::string_view to_string(PauseReason r) noexcept {
         case PauseReason::io_pressure: return "io pressure";
         case PauseReason::thermal: return "thermal limit";
         case PauseReason::low_memory: return "low memory";
+        case PauseReason::busy: return "device busy";
     }
     return "running";
 }
@@ -41,6 +42,7 @@ PauseReason Governor::machine_reason(const Readings& r) const noexcept {
     if (r.pressure.memory > limits_.psi_memory_percent) return PauseReason::memory_pressure;
     if (r.pressure.cpu > limits_.psi_cpu_percent) return PauseReason::cpu_pressure;
     if (r.pressure.io > limits_.psi_io_percent) return PauseReason::io_pressure;
+    if (others_share_ * 100.0 > limits_.busy_cpu_percent) return PauseReason::busy;
     return PauseReason::none;
 }
 
@@ -52,7 +54,26 @@ bool Governor::machine_calm(const Readings& r) const noexcept {
                                               limits_.memory_floor_mib * kMiB * kMemoryResumeFactor) &&
            r.pressure.memory <= limits_.psi_memory_percent * f &&
            r.pressure.cpu <= limits_.psi_cpu_percent * f &&
-           r.pressure.io <= limits_.psi_io_percent * f;
+           r.pressure.io <= limits_.psi_io_percent * f &&
+           others_share_ * 100.0 <= limits_.busy_cpu_percent * f;
+}
+
+// Other processes' share: the host's busy time less the node's own, over at least kLoadWindow.
+void Governor::measure_others(const Readings& r) noexcept {
+    const HostLoad& now = r.load;
+    if (now.busy <= Micros{0}) {
+        others_share_ = 0.0;
+        window_start_ = {};
+        return;
+    }
+    if (window_start_.busy <= Micros{0}) window_start_ = now;
+    const double wall = micros(now.at - window_start_.at);
+    if (wall < micros(kLoadWindow)) return;
+    const double busy = micros(now.busy - window_start_.busy);
+    const double own = micros(now.own - window_start_.own);
+    others_share_ =
+        std::clamp((busy - own) / (wall * std::max(1u, limits_.logical_cores)), 0.0, 1.0);
+    window_start_ = now;
 }
 
 // A CPU-time bucket: the budget fills it with wall time, the node's CPU time drains it.
@@ -70,6 +91,7 @@ Decision Governor::on_sample(const Readings& r) noexcept {
         last_ = r;
     }
     account_cpu(r);
+    measure_others(r);
     last_ = r;
 
     if (const PauseReason reason = machine_reason(r); reason != PauseReason::none) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,37 @@ Status notify_socket(std::string_view socket_name, std::string_view state) noexc
     if (static_cast<std::size_t>(sent) != state.size())
         return make_error(ErrorCode::io, "sendto NOTIFY_SOCKET: short write");
     return Ok{};
+}
+
+Status sd_notify_status(std::string_view text) {
+    std::string state(kNotifyStatusPrefix);
+    state.append(text.substr(0, kMaxNotifyStatusBytes));
+    for (char& c : state)
+        if (c == '\n' || c == '\r') c = ' ';
+    return sd_notify(state);
+}
+
+std::optional<std::chrono::microseconds> watchdog_ping_interval(const char* watchdog_usec,
+                                                                const char* watchdog_pid,
+                                                                long self) noexcept {
+    if (watchdog_usec == nullptr) return std::nullopt;
+    if (watchdog_pid != nullptr && *watchdog_pid != '\0') {
+        const std::string_view pid(watchdog_pid);
+        long value = 0;
+        const auto [end, ec] = std::from_chars(pid.data(), pid.data() + pid.size(), value);
+        if (ec != std::errc() || end != pid.data() + pid.size() || value != self)
+            return std::nullopt;  // the watchdog is some other process's
+    }
+    const std::string_view usec(watchdog_usec);
+    unsigned long long value = 0;
+    const auto [end, ec] = std::from_chars(usec.data(), usec.data() + usec.size(), value);
+    if (ec != std::errc() || end != usec.data() + usec.size() || value == 0) return std::nullopt;
+    return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(value / 2));
+}
+
+std::optional<std::chrono::microseconds> watchdog_ping_interval() noexcept {
+    return watchdog_ping_interval(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"),
+                                  static_cast<long>(::getpid()));
 }
 
 Status sd_notify(std::string_view state) noexcept {

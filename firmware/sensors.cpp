@@ -1,10 +1,13 @@
 #include "firmware/sensors.hpp"
 
 #include <time.h>
+#include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include "firmware/hardware.hpp"
 
@@ -56,6 +59,35 @@ Micros own_cpu_time() noexcept {
     return Micros{static_cast<Micros::rep>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000};
 }
 
+std::optional<Micros> parse_proc_stat_busy(std::string_view text, long ticks_per_second) noexcept {
+    constexpr std::string_view kKey = "cpu ";
+    if (text.substr(0, kKey.size()) != kKey || ticks_per_second <= 0) return std::nullopt;
+    text.remove_prefix(kKey.size());
+    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    constexpr int kFields = 8;
+    constexpr bool kBusy[kFields] = {true, true, true, false, false, true, true, true};
+    unsigned long long busy = 0;
+    int field = 0;
+    while (field < kFields) {
+        while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+        unsigned long long value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc()) break;
+        if (kBusy[field]) busy += value;
+        text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+        ++field;
+    }
+    if (field < 4) return std::nullopt;  // user nice system idle: every kernel has these
+    const auto ticks = static_cast<unsigned long long>(ticks_per_second);
+    return Micros{static_cast<Micros::rep>(busy / ticks * 1'000'000 +
+                                           busy % ticks * 1'000'000 / ticks)};
+}
+
+Micros read_host_busy_time(const std::filesystem::path& proc_root) {
+    return parse_proc_stat_busy(read_small(proc_root / "stat"), sysconf(_SC_CLK_TCK))
+        .value_or(Micros{0});
+}
+
 Readings sample_host(Micros now, const std::filesystem::path& proc_root,
                      const std::filesystem::path& sys_root) {
     Readings r;
@@ -64,6 +96,26 @@ Readings sample_host(Micros now, const std::filesystem::path& proc_root,
     r.pressure = read_pressure(proc_root);
     r.hottest_celsius = hottest_celsius(read_thermal_zones(sys_root));
     r.mem_available_bytes = read_mem_available_bytes(proc_root);
+    r.load = {now, read_host_busy_time(proc_root), r.own_cpu_time};
+    return r;
+}
+
+HostSampler::HostSampler(std::function<Micros()> monotonic, std::filesystem::path proc_root,
+                         std::filesystem::path sys_root)
+    : monotonic_(std::move(monotonic)),
+      proc_root_(std::move(proc_root)),
+      sys_root_(std::move(sys_root)) {}
+
+Readings HostSampler::operator()() {
+    const Micros now = monotonic_();
+    if (!have_files_ || now - files_.now >= kHostRefresh) {
+        files_ = sample_host(now, proc_root_, sys_root_);
+        have_files_ = true;
+        return files_;
+    }
+    Readings r = files_;
+    r.now = now;
+    r.own_cpu_time = own_cpu_time();
     return r;
 }
 

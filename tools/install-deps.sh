@@ -7,7 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 packages=(
   build-essential cmake ninja-build pkg-config file
-  help2man systemd dpkg-dev
+  help2man systemd dpkg-dev python3
   libasio-dev libsodium-dev
   libflatbuffers-dev flatbuffers-compiler
   libxtensor-dev libxsimd-dev xtl-dev
@@ -15,6 +15,7 @@ packages=(
   dataset-fashion-mnist
   qemu-user
   clang libclang-rt-14-dev
+  tshark chromium python3 libxml2-utils
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-torch python3-numpy libopenblas0-pthread linux-perf)

@@ -10,6 +10,7 @@
 #include "crypto/cluster.hpp"
 #include "node/cli/cli.hpp"
 #include "node/cli/commands.hpp"
+#include "node/cli/node_service.hpp"
 #include "node/membership/limits.hpp"
 #include "node/net/control.hpp"
 #include "node/net/event_loop.hpp"
@@ -94,11 +95,19 @@ Result<std::unique_ptr<net::Transport>> open_transport(net::EventLoop& loop, Net
 
 }  // namespace
 
-int run_node(const NodeArgs& a) {
-    if (a.test_drop_rate < 0.0 || a.test_drop_rate > 1.0 || a.test_delay_ms > kMaxTestDelayMs)
+int run_node(const NodeArgs& given) {
+    if (given.test_drop_rate < 0.0 || given.test_drop_rate > 1.0 ||
+        given.test_delay_ms > kMaxTestDelayMs)
         return report(usage("--test-drop-rate must be 0..1 and --test-delay-ms 0..10000"));
-    Result<crypto::EnrollmentBundle> bundle = crypto::load_enrollment_bundle(a.bundle);
-    if (!bundle) return report(bundle.error());
+    // The configuration file under the flags, then the bundle (first boot: found and installed).
+    Result<NodeSettings> settings = resolve_node_settings(given, firmware::detect_hardware());
+    if (!settings) return report(settings.error());
+    const NodeArgs& a = settings->args;
+    net::EventLoop loop;
+    ServiceNotifier service(loop, log_line);
+    std::optional<crypto::EnrollmentBundle> bundle = wait_for_bundle(loop, *settings, service,
+                                                                     log_line);
+    if (!bundle) return kExitOk;  // stopped while waiting for one
     Result<Network> network = resolve_network(a);
     if (!network) return report(network.error());
     Result<std::vector<net::Ipv4Endpoint>> seeds = parse_seeds(a.seeds);
@@ -107,13 +116,14 @@ int run_node(const NodeArgs& a) {
         runtime::StateDir::open(a.state, bundle->certificate.device);
     if (!state) return report(state.error());
 
-    net::EventLoop loop;
     Result<std::unique_ptr<net::Transport>> transport = open_transport(loop, *network, a);
     if (!transport) return report(transport.error());
     const runtime::SystemClock clock;
     runtime::LoopAlarm alarm(loop, clock);
     runtime::NodeOptions options;
     options.advertise = (*transport)->local_endpoint();
+    const net::Ipv4Endpoint listening = options.advertise;
+    const std::string device_name = bundle->certificate.name;
     if (network->discovery) options.beacon_group = network->discovery->group;
     options.seeds = std::move(*seeds);
     Result<std::unique_ptr<runtime::Node>> node =
@@ -131,8 +141,13 @@ int run_node(const NodeArgs& a) {
         exit_code = kExitFailure;
         loop.stop();
     });
-    net::ShutdownSignals signals(loop, [&](int) { n.leave([&loop] { loop.stop(); }); });
+    net::ShutdownSignals signals(loop, [&](int) {
+        service.stopping();
+        service.status("leaving the cluster");
+        n.leave([&loop] { loop.stop(); });
+    });
     n.start();
+    service.ready("listening on " + listening.to_string() + " as " + device_name);
     loop.run();
     return exit_code;
 }

@@ -7,7 +7,9 @@
 #include <optional>
 #include <string>
 
+#include "firmware/config.hpp"
 #include "firmware/hardware.hpp"
+#include "firmware/pacer.hpp"
 #include "node/cli/cli.hpp"
 #include "node/data/dataset.hpp"
 #include "node/kernels/kernels.hpp"
@@ -46,6 +48,32 @@ Result<std::optional<data::Dataset>> load_test_set(const TrainArgs& a) {
         return test.error();
     }
     return std::optional<data::Dataset>(std::move(test).value());
+}
+
+// --cpu-budget: the governor's limits from the configuration (file, then the flag's budget).
+Result<std::unique_ptr<firmware::Pacer>> make_pacer(const TrainArgs& a) {
+    if (a.cpu_budget.empty()) return std::unique_ptr<firmware::Pacer>{};
+    const firmware::HardwareProfile hw = firmware::detect_hardware();
+    firmware::LoadedConfig loaded = firmware::default_config(hw);
+    std::error_code ec;
+    const std::string file = !a.config.empty() ? a.config
+                             : fs::exists(firmware::kDefaultConfigPath, ec)
+                                 ? std::string(firmware::kDefaultConfigPath)
+                                 : std::string();
+    if (!file.empty()) {
+        auto from_file = firmware::load_config_file(file, std::move(loaded));
+        if (!from_file) return from_file.error();
+        loaded = std::move(*from_file);
+    }
+    if (a.cpu_budget != "auto") {
+        const firmware::FlagValues budget[] = {{"training.cpu_budget", {a.cpu_budget}}};
+        auto flagged = firmware::apply_flags(std::move(loaded), budget);
+        if (!flagged) return flagged.error();
+        loaded = std::move(*flagged);
+    }
+    return std::make_unique<firmware::Pacer>(
+        firmware::governor_limits(loaded.config, hw.logical_cores),
+        [] { return firmware::Micros{monotonic_microseconds()}; });
 }
 
 void print_progress(const model::Progress& p, std::uint32_t epochs, bool tty) {
@@ -98,6 +126,12 @@ int run_train(const TrainArgs& a) {
         a.learning_rate.value_or(*kind == model::OptimizerConfig::Kind::sgd ? 0.05f : 1e-3f);
     opts.optimizer.momentum = a.momentum;
     opts.optimizer.weight_decay = a.weight_decay;
+    auto pacer = make_pacer(a);
+    if (!pacer) return report(pacer.error());
+    if (*pacer) {
+        opts.before_step = [p = pacer->get()] { p->before_step(); };
+        std::printf("governed: %s\n", (*pacer)->description().c_str());
+    }
 
     model::Mlp net(*widths);
     net.init_he(a.seed);
@@ -134,6 +168,7 @@ int run_train(const TrainArgs& a) {
         if (Status s = model::save_checkpoint(a.out, trainer.checkpoint()); !s)
             return report(s.error());
     }
+    if (*pacer) std::printf("governor: %s\n", (*pacer)->summary().c_str());
     std::printf("checkpoint: %s\n", a.out.c_str());
     if (best_test >= 0) {
         const model::Evaluation ev = model::evaluate(net, **test);

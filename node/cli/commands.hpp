@@ -3,6 +3,7 @@
 // command-line parser, so the commands compile fast and can be called directly.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,10 @@ struct TrainArgs {
     std::string out = "starling-model.ckpt";
     std::string resume;
     std::string simd;
+    // Empty: train flat out. "auto": the configuration's budget (default by hardware profile);
+    // "25%": a quarter of the machine. Either way the resource governor paces the steps.
+    std::string cpu_budget;
+    std::string config;  // for the [training] and [governor] keys; default as for `node`
 };
 inline constexpr int kMaxBatch = 4096;
 
@@ -85,13 +90,17 @@ struct KeysListArgs {
 };
 
 // `node` and `members`: a running node and its view of the cluster (cmd_node.cpp).
+// Empty strings and lists: not given, the configuration file's value (node_service.hpp) holds.
 struct NodeArgs {
-    std::string bundle;
+    std::string config;  // default /etc/starling/starling.toml when it exists
+    std::string bundle;  // default: the first-boot search (firmware/provisioning.hpp)
     std::string state;
     std::string data;       // the local dataset; training joins in the gossip-learning issue
     std::string listen;     // ADDR[:PORT]; default: the interface's address, port 7946
     std::string interface;  // default: the default route's; "none": no LAN discovery
     std::vector<std::string> seeds;
+    // The flags of the other configuration keys (--cpu-budget, --psi-cpu...): key -> values.
+    std::map<std::string, std::vector<std::string>> settings;
     // Test-only (hidden): loss and delay injected on the receive path, seeded.
     double test_drop_rate = 0.0;
     std::uint32_t test_delay_ms = 0;

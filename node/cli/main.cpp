@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "firmware/config.hpp"
 #include "node/cli/cli.hpp"
 #include "node/cli/commands.hpp"
 
@@ -49,6 +50,13 @@ void add_train(CLI::App& app) {
     train->add_option("--resume", a->resume, "Continue from this checkpoint");
     train->add_option("--simd", a->simd,
                       "Force a lower kernel level: sse2, sse4.2, avx2, avx512 (also STARLING_SIMD)");
+    train->add_option("--cpu-budget", a->cpu_budget,
+                      "Pace training to this share of the machine, e.g. 25%, or auto (the "
+                      "configured one; default by hardware profile), pausing while the device "
+                      "is busy, hot or short of memory");
+    train->add_option("--config", a->config,
+                      "Configuration file for the governor's limits (default "
+                      "/etc/starling/starling.toml when it exists)");
     train->callback([a] { g_exit_code = run_train(*a); });
 }
 
@@ -144,14 +152,33 @@ void add_node(CLI::App& app) {
     auto a = std::make_shared<NodeArgs>();
     CLI::App* node = app.add_subcommand(
         "node", "Run a node: join the cluster on the LAN and stay until SIGTERM (a graceful leave)");
-    node->add_option("--bundle", a->bundle, "This device's enrollment bundle")->required();
-    node->add_option("--state", a->state, "State directory (created with mode 0700)")->required();
+    node->footer(
+        "Every key of the configuration file has a flag, and a flag wins over the file.\n"
+        "First boot: without --bundle the node takes the first valid bundle of STATE/node.bundle, "
+        "/etc/starling/{HOSTNAME,node}.bundle, then ROOT[/*[/*]]/starling/{HOSTNAME,node}.bundle "
+        "for each provisioning ROOT (default /media, /run/media, /mnt), installs it as "
+        "STATE/node.bundle (mode 0600) and starts; with none it logs why and retries (2 s, "
+        "doubling to 60 s).");
+    node->add_option("--config", a->config,
+                     "Configuration file (default /etc/starling/starling.toml when it exists)");
+    node->add_option("--bundle", a->bundle, "This device's enrollment bundle (default: first boot "
+                                            "search, below)");
+    node->add_option("--state", a->state,
+                     "State directory (created with mode 0700; default /var/lib/starling)");
     node->add_option("--data", a->data, "Local dataset directory (for training)");
     node->add_option("--listen", a->listen,
                      "ADDR[:PORT] to listen on (default: the interface's address, port 7946)");
     node->add_option("--interface", a->interface,
                      "LAN interface for discovery (default: the default route's; none: off)");
     node->add_option("--seed", a->seeds, "ADDR[:PORT] of a node to join through (repeatable)");
+    // The other keys' flags, named in the schema (firmware/config.cpp).
+    for (const starling::firmware::ConfigKey& key : starling::firmware::config_keys()) {
+        const std::string flag = "--" + std::string(key.flag);
+        if (node->get_option_no_throw(flag) != nullptr) continue;
+        CLI::Option* option =
+            node->add_option(flag, a->settings[std::string(key.name)], std::string(key.help));
+        if (!key.list) option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    }
     // Test-only: loss and delay injected in the node's own transport (tc netem is unavailable).
     node->add_option("--test-drop-rate", a->test_drop_rate)->group("");
     node->add_option("--test-delay-ms", a->test_delay_ms)->group("");

@@ -134,6 +134,7 @@ Progress Trainer::train_epoch(const data::Dataset& ds, const ProgressFn& progres
     std::size_t correct = 0;
     for (std::size_t at = 0; at < ds.size(); at += batch) {
         const std::size_t n = std::min(batch, ds.size() - at);
+        if (options_.before_step) options_.before_step();
         const BatchStats s = step(ds, {order_.data() + at, n});
         loss_sum += s.loss_sum;
         correct += s.correct;

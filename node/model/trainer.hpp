@@ -27,6 +27,9 @@ struct TrainOptions {
     std::uint64_t seed = 1;
     OptimizerConfig optimizer;
     Schedule schedule = Schedule::constant;
+    // Called before every step of train_epoch: the resource governor's duty cycle waits there
+    // (firmware/governor.hpp). Empty: steps run back to back.
+    std::function<void()> before_step;
 };
 
 struct Evaluation {

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "firmware/config.hpp"
 
@@ -110,4 +112,56 @@ TEST_CASE("errors are listed in line order") {
     const std::string& m = loaded.error().message;
     CHECK(m.find(":2:") < m.find(":3:"));
     CHECK(m.find(":3:") < m.find(":6:"));
+}
+
+TEST_CASE("flags win over the file and the profile, each checked like the file's value") {
+    auto file = load_config_file(kData + "good.toml", default_config(celeron()));
+    REQUIRE(file.ok());
+    REQUIRE(file->config.cpu_budget_percent == 30);
+    const FlagValues flags[] = {{"training.cpu_budget", {"25%"}},
+                                {"node.listen", {"127.0.0.1:9000"}},
+                                {"node.seeds", {"10.1.1.1", "10.1.1.2:7000"}},
+                                {"governor.busy_cpu", {"60"}}};
+    auto merged = apply_flags(*file, flags);
+    REQUIRE_MESSAGE(merged.ok(), (merged.ok() ? "" : merged.error().message));
+    const Config& c = merged->config;
+    CHECK(c.cpu_budget_percent == 25);
+    CHECK(c.listen == "127.0.0.1:9000");
+    CHECK(c.seeds == std::vector<std::string>{"10.1.1.1", "10.1.1.2:7000"});
+    CHECK(c.busy_cpu_percent == 60);
+    CHECK(c.batch == 128);  // not given: the file's value stays
+    CHECK(merged->sources.at("training.cpu_budget").origin == Origin::flag);
+    CHECK(merged->sources.at("training.batch").origin == Origin::file);
+    CHECK(has(explain(*merged), "# command line"));
+    const GovernorLimits g = governor_limits(c, 4);
+    CHECK(g.cpu_budget_percent == 25);
+    CHECK(g.logical_cores == 4);
+    CHECK(g.busy_cpu_percent == 60);
+}
+
+TEST_CASE("bad flag values are errors naming the flag") {
+    const LoadedConfig base = default_config(celeron());
+    const FlagValues flags[] = {{"training.cpu_budget", {"250%"}},
+                                {"training.batch", {"64%"}},
+                                {"log.level", {"loud"}},
+                                {"governor.psi_cpu", {"x"}}};
+    auto merged = apply_flags(base, flags);
+    REQUIRE_FALSE(merged.ok());
+    const std::string& m = merged.error().message;
+    CHECK(has(m, "--cpu-budget: 250% is outside 1..100"));
+    CHECK(has(m, "--batch: '64%' is not a whole number"));
+    CHECK(has(m, "--log-level: 'loud' is not one of error|warn|info|debug"));
+    CHECK(has(m, "--psi-cpu: 'x' is not a percentage"));
+}
+
+TEST_CASE("every key has a distinct flag") {
+    std::vector<std::string_view> flags;
+    for (const ConfigKey& k : config_keys()) {
+        CHECK_FALSE(k.flag.empty());
+        CHECK_FALSE(k.help.empty());
+        flags.push_back(k.flag);
+    }
+    std::sort(flags.begin(), flags.end());
+    CHECK(std::adjacent_find(flags.begin(), flags.end()) == flags.end());
+    CHECK(flags.size() == default_config(celeron()).sources.size());
 }

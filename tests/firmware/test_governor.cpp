@@ -133,3 +133,40 @@ TEST_CASE("idle time banks at most kMaxBankedWall of budget") {
     }
     CHECK(steps < 100);
 }
+
+TEST_CASE("other processes keeping the machine busy pause training, which resumes once calm") {
+    FakeTrainer t;
+    t.threads = 1;
+    GovernorLimits limits = four_cores(100);
+    limits.busy_cpu_percent = 75;
+    // The device's own work: `others` cores busy besides the trainer, seen in /proc/stat.
+    double others = 0.5;
+    Micros busy{1'000'000};
+    Micros last = t.host.now;
+    DutyCycle duty(limits, [&] {
+        busy += Micros{static_cast<Micros::rep>((t.host.now - last).count() * others)};
+        last = t.host.now;
+        t.host.load = {t.host.now, busy + t.host.own_cpu_time, t.host.own_cpu_time};
+        return t.host;
+    });
+    CHECK(run_for(t, duty, 5s).run);
+    CHECK(duty.governor().others_share() == doctest::Approx(0.125).epsilon(0.05));
+
+    others = 3.5;  // 87.5% of 4 cores
+    const Decision busy_now = run_for(t, duty, 3s);
+    CHECK_FALSE(busy_now.run);
+    CHECK(busy_now.reason == PauseReason::busy);
+    CHECK(to_string(busy_now.reason) == "device busy");
+
+    others = 1.0;  // 25%: under half the threshold, but only after kResumeHold of calm
+    CHECK_FALSE(run_for(t, duty, kResumeHold - 2s).run);
+    CHECK(run_for(t, duty, 5s).run);
+}
+
+TEST_CASE("without /proc/stat readings, load never pauses training") {
+    FakeTrainer t;
+    t.threads = 1;
+    DutyCycle duty(four_cores(100), [&] { return t.host; });
+    CHECK(run_for(t, duty, 5s).run);
+    CHECK(duty.governor().others_share() == 0.0);
+}

@@ -69,3 +69,25 @@ TEST_CASE("bad socket names and absent listeners are errors, not crashes") {
     CHECK(notify_socket("/nonexistent/starling/notify", kNotifyReady).error().code ==
           starling::ErrorCode::io);
 }
+
+TEST_CASE("the watchdog is pinged at half WATCHDOG_USEC, only when it is ours") {
+    using std::chrono::microseconds;
+    CHECK(watchdog_ping_interval("30000000", nullptr, 42) == microseconds(15'000'000));
+    CHECK(watchdog_ping_interval("30000000", "42", 42) == microseconds(15'000'000));
+    CHECK(watchdog_ping_interval("30000000", "", 42) == microseconds(15'000'000));
+    CHECK_FALSE(watchdog_ping_interval("30000000", "41", 42).has_value());
+    CHECK_FALSE(watchdog_ping_interval(nullptr, nullptr, 42).has_value());
+    CHECK_FALSE(watchdog_ping_interval("0", nullptr, 42).has_value());
+    CHECK_FALSE(watchdog_ping_interval("30s", nullptr, 42).has_value());
+}
+
+TEST_CASE("STATUS= is one bounded line") {
+    const std::string name = "@starling-status-test-" + std::to_string(::getpid());
+    Listener systemd(name);
+    REQUIRE(::setenv("NOTIFY_SOCKET", name.c_str(), 1) == 0);
+    REQUIRE(sd_notify_status("waiting\nfor a bundle").ok());
+    CHECK(systemd.receive() == "STATUS=waiting for a bundle");
+    REQUIRE(sd_notify_status(std::string(1000, 'x')).ok());
+    CHECK(systemd.receive().size() == kNotifyStatusPrefix.size() + kMaxNotifyStatusBytes);
+    REQUIRE(::unsetenv("NOTIFY_SOCKET") == 0);
+}

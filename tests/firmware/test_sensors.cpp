@@ -67,3 +67,37 @@ TEST_CASE("training priority: SCHED_IDLE or nice 19, and the idle I/O class") {
     const auto io = lower_io_priority();
     if (!io.ok()) MESSAGE("ioprio_set refused here: " << io.error().message);
 }
+
+TEST_CASE("/proc/stat's cpu line gives all cores' busy time") {
+    // user nice system idle iowait irq softirq steal guest guest_nice, at 100 ticks/s
+    const auto busy = parse_proc_stat_busy(
+        "cpu  1000 200 300 5000 70 10 20 5 0 0\ncpu0 500 100 150 2500 35 5 10 2 0 0\n", 100);
+    REQUIRE(busy.has_value());
+    CHECK(*busy == Micros{(1000 + 200 + 300 + 10 + 20 + 5) * 10'000});
+    CHECK(parse_proc_stat_busy("cpu  1 2 3 4\n", 100) == Micros{60'000});  // old kernels
+    CHECK_FALSE(parse_proc_stat_busy("cpu0 1 2 3 4\n", 100).has_value());
+    CHECK_FALSE(parse_proc_stat_busy("cpu  1 2\n", 100).has_value());
+    CHECK_FALSE(parse_proc_stat_busy("", 100).has_value());
+}
+
+TEST_CASE("the host sampler reads the files at most every kHostRefresh") {
+    starling::testing::TempDir root("sampler");
+    write_text(root / "proc/stat", "cpu  100 0 0 900 0 0 0 0 0 0\n");
+    write_text(root / "proc/pressure/cpu", "some avg10=5.00 avg60=1 avg300=1 total=1\n");
+    Micros now{1'000'000};
+    HostSampler sample([&] { return now; }, root / "proc", root / "sys");
+    const Readings first = sample();
+    CHECK(first.pressure.cpu == doctest::Approx(5.0));
+    CHECK(first.load.at == now);
+    CHECK(first.load.busy > Micros{0});
+
+    write_text(root / "proc/pressure/cpu", "some avg10=50.00 avg60=1 avg300=1 total=1\n");
+    now += kHostRefresh / 2;
+    const Readings cached = sample();
+    CHECK(cached.now == now);
+    CHECK(cached.pressure.cpu == doctest::Approx(5.0));  // not read again yet
+    CHECK(cached.load.at == first.load.at);
+
+    now += kHostRefresh;
+    CHECK(sample().pressure.cpu == doctest::Approx(50.0));
+}
