@@ -24,8 +24,10 @@ crypto::ClusterSecrets make_cluster(std::string_view name) {
 
 }  // namespace
 
-NodeCluster::NodeCluster(std::size_t size, bool lan, std::size_t foreign)
+NodeCluster::NodeCluster(std::size_t size, bool lan, std::size_t foreign,
+                         std::optional<sim::LinkSettings> link, std::uint64_t seed)
     : lan_(lan), dir_("node-cluster"), secrets_(make_cluster("home")), cluster_size_(size) {
+    if (link) simulated = std::make_unique<sim::SimulatedNetwork>(*link, seed);
     crypto::ClusterSecrets other = make_cluster("neighbour");
     for (std::size_t i = 0; i < size + foreign; ++i) {
         NodeSlot slot;
@@ -47,13 +49,20 @@ const std::filesystem::path NodeCluster::state_dir(std::size_t index) const {
     return dir_ / slots_.at(index).name;
 }
 
+void NodeCluster::adopt_identities(const NodeCluster& other) {
+    REQUIRE(other.slots_.size() == slots_.size());
+    for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i].bundle = other.slots_[i].bundle;
+}
+
 void NodeCluster::start(std::size_t index, const std::vector<std::size_t>& seeds) {
     NodeSlot& s = slots_.at(index);
     Result<crypto::EnrollmentBundle> bundle = crypto::decode_enrollment_bundle(s.bundle);
     REQUIRE(bundle.ok());
     Result<StateDir> state = StateDir::open(state_dir(index), bundle->certificate.device);
     REQUIRE(state.ok());
-    s.transport = network.open(s.address, lan_ ? std::optional(kBeaconGroup) : std::nullopt);
+    const auto group = lan_ ? std::optional(kBeaconGroup) : std::nullopt;
+    if (simulated) simulated->set_now(clock.now());
+    s.transport = simulated ? simulated->open(s.address, group) : network.open(s.address, group);
     s.alarm = std::make_unique<FakeAlarm>();
     s.left = false;
     NodeOptions options;
@@ -83,19 +92,30 @@ void NodeCluster::leave(std::size_t index) {
 void NodeCluster::run_for(membership::Duration d) {
     const membership::Time end = clock.now() + d;
     for (int step = 0; step < 10'000'000; ++step) {
-        for (int round = 0; round < 1000 && network.deliver() > 0; ++round) {
-        }
+        if (!simulated)
+            for (int round = 0; round < 1000 && network.deliver() > 0; ++round) {
+            }
         for (std::size_t i = 0; i < slots_.size(); ++i)
             if (slots_[i].left) crash(i);  // its process exits once the leave has spread
         NodeSlot* next = nullptr;
         for (NodeSlot& s : slots_)
             if (s.node && s.alarm->at() && (next == nullptr || *s.alarm->at() < *next->alarm->at()))
                 next = &s;
-        if (next == nullptr || *next->alarm->at() > end) break;
-        clock.advance_to(*next->alarm->at());
-        next->alarm->fire();
+        const std::optional<membership::Time> arrival =
+            simulated ? simulated->next_arrival() : std::nullopt;
+        const bool deliver = arrival && (next == nullptr || *arrival <= *next->alarm->at());
+        const membership::Time at = deliver ? *arrival : next ? *next->alarm->at() : end;
+        if ((!deliver && next == nullptr) || at > end) break;
+        clock.advance_to(at);
+        if (simulated) simulated->set_now(clock.now());
+        if (deliver) {
+            simulated->deliver_until(at);
+        } else {
+            next->alarm->fire();
+        }
     }
     clock.advance_to(end);
+    if (simulated) simulated->set_now(clock.now());
 }
 
 std::size_t NodeCluster::logged(std::size_t index, std::string_view text) const {

@@ -1,6 +1,8 @@
 #pragma once
 // Real nodes (node/runtime) on the fake network with a hand-moved clock: a whole cluster in one
-// process, where time moves only when the test runs it and every run replays exactly.
+// process, where time moves only when the test runs it and every run replays exactly. Given link
+// settings, the nodes talk over the simulator's packet network instead (tools/sim/sim_network.hpp):
+// latency, loss, duplication, reordering and partitions, replayed from a seed.
 
 #include <cstddef>
 #include <functional>
@@ -14,6 +16,7 @@
 #include "node/runtime/node.hpp"
 #include "tests/node/fake_transport.hpp"
 #include "tests/protocol/temp_dir.hpp"
+#include "tools/sim/sim_network.hpp"
 
 namespace starling::runtime::testing {
 
@@ -65,10 +68,15 @@ struct NodeSlot {
 class NodeCluster {
 public:
     // `size` devices n001.. of one cluster, then `foreign` of another cluster on the same LAN.
-    // With `lan`, every node joins the beacon group.
-    NodeCluster(std::size_t size, bool lan, std::size_t foreign = 0);
+    // With `lan`, every node joins the beacon group. With `link`, datagrams cross the simulated
+    // network (seeded by `seed`) rather than the instant fake one.
+    NodeCluster(std::size_t size, bool lan, std::size_t foreign = 0,
+                std::optional<sim::LinkSettings> link = std::nullopt, std::uint64_t seed = 1);
     ~NodeCluster();
 
+    // Takes the other cluster's device identities (same keys, so same ids): a run replays only
+    // when the ids that order members and rank answerers are the same. Before any start.
+    void adopt_identities(const NodeCluster& other);
     void start(std::size_t index, const std::vector<std::size_t>& seeds = {});
     void crash(std::size_t index);  // kill -9: gone, its host refuses datagrams
     void leave(std::size_t index);  // graceful; the node is gone once its leave has spread
@@ -85,6 +93,7 @@ public:
     NodeSlot& slot(std::size_t index) { return slots_.at(index); }
 
     net::testing::FakeNetwork network;
+    std::unique_ptr<sim::SimulatedNetwork> simulated;  // set when built with link settings
     FakeClock clock;
 
 private:

@@ -1,5 +1,5 @@
 // One conformance suite for every Transport (node/net/transport.hpp): the real UDP transport on
-// 127.0.0.1 and the in-process fake run the same cases. Waits are bounded by the event loop's
+// 127.0.0.1, the in-process fake and the simulator's packet network run the same cases. Waits are bounded by the event loop's
 // guard, never by sleeping.
 
 #include <doctest/doctest.h>
@@ -23,6 +23,7 @@
 #include "node/net/udp_transport.hpp"
 #include "protocol/limits.hpp"
 #include "tests/node/fake_transport.hpp"
+#include "tools/sim/sim_network.hpp"
 
 namespace {
 
@@ -62,6 +63,22 @@ struct FakeFixture {
     Ipv4Endpoint unused_endpoint() { return {kLoopback, 9}; }
 };
 
+// The simulator's network on a clean link, moved in virtual time.
+struct SimFixture {
+    sim::SimulatedNetwork network{sim::LinkSettings{}, 7};
+    std::unique_ptr<Transport> open() { return network.open({kLoopback, 0}); }
+    bool pump_until(const std::function<bool()>& done) {
+        for (int round = 0; round < 100'000 && !done(); ++round) {
+            const auto next = network.next_arrival();
+            if (!next) break;
+            network.deliver_until(*next);
+        }
+        return done();
+    }
+    void settle() { (void)pump_until([] { return false; }); }
+    Ipv4Endpoint unused_endpoint() { return {kLoopback, 9}; }
+};
+
 // What a transport handed to the test.
 struct Inbox {
     struct Datagram {
@@ -87,7 +104,7 @@ std::vector<std::uint8_t> payload(std::size_t size, std::uint8_t tag) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("a datagram arrives once, whole, naming its sender", F, UdpFixture,
-                   FakeFixture) {
+                   FakeFixture, SimFixture) {
     F f;
     auto a = f.open();
     auto b = f.open();
@@ -110,7 +127,7 @@ TEST_CASE_TEMPLATE("a datagram arrives once, whole, naming its sender", F, UdpFi
 }
 
 TEST_CASE_TEMPLATE("send_to never calls back and refuses oversized payloads", F, UdpFixture,
-                   FakeFixture) {
+                   FakeFixture, SimFixture) {
     F f;
     auto a = f.open();
     bool inside_send = false;
@@ -131,7 +148,7 @@ TEST_CASE_TEMPLATE("send_to never calls back and refuses oversized payloads", F,
 }
 
 TEST_CASE_TEMPLATE("many datagrams in both directions all arrive on a quiet link", F, UdpFixture,
-                   FakeFixture) {
+                   FakeFixture, SimFixture) {
     F f;
     auto a = f.open();
     auto b = f.open();
@@ -154,7 +171,7 @@ TEST_CASE_TEMPLATE("many datagrams in both directions all arrive on a quiet link
 }
 
 TEST_CASE_TEMPLATE("a host's refusal is reported with the refused address", F, UdpFixture,
-                   FakeFixture) {
+                   FakeFixture, SimFixture) {
     F f;
     auto a = f.open();
     Inbox at_a;
@@ -170,7 +187,7 @@ TEST_CASE_TEMPLATE("a host's refusal is reported with the refused address", F, U
 }
 
 TEST_CASE_TEMPLATE("after close nothing is delivered and sends are dropped", F, UdpFixture,
-                   FakeFixture) {
+                   FakeFixture, SimFixture) {
     F f;
     auto a = f.open();
     auto b = f.open();
@@ -259,4 +276,46 @@ TEST_CASE("the control socket answers one request per connection, owner-only") {
     CHECK_FALSE(std::filesystem::exists(path));
     CHECK(query_control(path, "members").error().code == ErrorCode::not_found);
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the simulated network loses, duplicates and partitions as set, and a seed replays it") {
+    auto run = [](std::uint64_t seed) {
+        sim::LinkSettings link;
+        link.loss = 0.25;
+        link.duplicate = 0.10;
+        link.reorder = 0.5;
+        SimFixture f{sim::SimulatedNetwork{link, seed}};
+        auto a = f.open();
+        auto b = f.open();
+        Inbox at_b;
+        a->start({});
+        b->start(at_b.handlers());
+        for (int i = 0; i < 2000; ++i)
+            (void)a->send_to(b->local_endpoint(), payload(8, static_cast<std::uint8_t>(i)));
+        f.settle();
+        std::vector<std::uint8_t> order;
+        for (const auto& d : at_b.datagrams) order.push_back(d.bytes.at(0));
+        return order;
+    };
+    const auto first = run(3);
+    // 2000 x (0.75 x 1.10) = 1650 expected; the bounds are ~8 standard deviations wide.
+    CHECK(first.size() > 1500);
+    CHECK(first.size() < 1800);
+    CHECK(first == run(3));
+    CHECK(first != run(4));
+
+    SimFixture f;
+    auto a = f.open();
+    auto b = f.open();
+    Inbox at_b;
+    a->start({});
+    b->start(at_b.handlers());
+    f.network.partition({{a->local_endpoint()}, {b->local_endpoint()}});
+    (void)a->send_to(b->local_endpoint(), payload(8, 1));
+    f.settle();
+    CHECK(at_b.datagrams.empty());
+    f.network.heal();
+    (void)a->send_to(b->local_endpoint(), payload(8, 2));
+    f.settle();
+    CHECK(at_b.datagrams.size() == 1);
 }
