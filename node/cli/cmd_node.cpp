@@ -16,6 +16,7 @@
 #include "node/net/event_loop.hpp"
 #include "node/net/interfaces.hpp"
 #include "node/net/udp_transport.hpp"
+#include "node/runtime/metrics_endpoint.hpp"
 #include "node/runtime/node.hpp"
 #include "node/runtime/state_dir.hpp"
 
@@ -126,6 +127,7 @@ int run_node(const NodeArgs& given) {
     const std::string device_name = bundle->certificate.name;
     if (network->discovery) options.beacon_group = network->discovery->group;
     options.seeds = std::move(*seeds);
+    options.history_interval = std::chrono::seconds(a.history_interval_s);
     Result<std::unique_ptr<runtime::Node>> node =
         runtime::Node::create(std::move(*bundle), std::move(*state), **transport, clock, alarm,
                               std::move(options), log_line);
@@ -135,6 +137,13 @@ int run_node(const NodeArgs& given) {
         loop, runtime::control_socket_path(a.state),
         [&n](std::string_view request) { return n.answer(request); });
     if (!control) return report(control.error());
+    std::unique_ptr<net::HttpServer> metrics;
+    if (!a.metrics.empty()) {
+        Result<std::unique_ptr<net::HttpServer>> served = runtime::serve_metrics(loop, a.metrics, n);
+        if (!served) return report(served.error());
+        metrics = std::move(*served);
+        log_line("metrics at http://" + metrics->endpoint().to_string() + "/metrics");
+    }
 
     int exit_code = kExitOk;
     n.on_fatal([&](const std::string&) {

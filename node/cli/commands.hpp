@@ -105,7 +105,11 @@ struct NodeArgs {
     double test_drop_rate = 0.0;
     std::uint32_t test_delay_ms = 0;
     std::uint64_t test_fault_seed = 1;
+    // Observability: the Prometheus endpoint ([ADDR:]PORT, off when empty) and the history period.
+    std::string metrics;
+    std::uint32_t history_interval_s = 10;
 };
+inline constexpr std::uint32_t kMaxHistoryIntervalS = 3600;
 inline constexpr std::uint32_t kMaxTestDelayMs = 10'000;
 
 struct MembersArgs {

@@ -171,6 +171,12 @@ void add_node(CLI::App& app) {
     node->add_option("--interface", a->interface,
                      "LAN interface for discovery (default: the default route's; none: off)");
     node->add_option("--seed", a->seeds, "ADDR[:PORT] of a node to join through (repeatable)");
+    node->add_option("--metrics", a->metrics,
+                     "[ADDR:]PORT: serve Prometheus metrics at /metrics (default address 127.0.0.1)");
+    node->add_option("--history-interval", a->history_interval_s,
+                     "Seconds between lines of the metrics history (STATE/history)")
+        ->check(CLI::Range(1u, kMaxHistoryIntervalS))
+        ->capture_default_str();
     // The other keys' flags, named in the schema (firmware/config.cpp).
     for (const starling::firmware::ConfigKey& key : starling::firmware::config_keys()) {
         const std::string flag = "--" + std::string(key.flag);

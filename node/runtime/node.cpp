@@ -143,6 +143,7 @@ void Node::start() {
                        },
                        [&n](const net::Ipv4Endpoint& to) { n.on_unreachable(to); }});
     n.started = true;
+    n.observed.first_incarnation = n.state.record().incarnation + 1;
     n.log("node up " + n.own.name + " device " + crypto::to_hex(n.own.device) + " at " +
           n.options.advertise.to_string() + " incarnation " +
           std::to_string(n.state.record().incarnation + 1));
@@ -178,11 +179,13 @@ void Node::Impl::on_datagram(const net::Ipv4Endpoint& from, std::span<const std:
     DatagramResult<crypto::OpenedDatagram> opened = sealer.open(bytes, clock.unix_seconds());
     if (!opened) {
         ++stats.drops[static_cast<std::size_t>(opened.drop())];
+        tap_refused(from, opened.drop(), bytes.size());
         if (opened.drop() == DatagramDrop::unknown_sender) on_unknown_sender(bytes);
         return;
     }
     ++stats.opened;
     const crypto::DeviceId sender = opened->header.sender;
+    tap(Direction::in, from, sender, opened->plaintext, bytes.size());
     switch (channel_of(opened->plaintext)) {
         case Channel::membership:
             on_membership(to_peer_address(from), sender, opened->plaintext);
@@ -218,6 +221,7 @@ void Node::Impl::on_timer() {
     if (now >= core.next_wakeup()) core.on_tick(now);
     discovery_tick(now);
     release_parked(now);
+    history_tick(now);
     if (now >= next_peers_save) {
         next_peers_save = now + kPeersSaveInterval;
         if (peers_dirty) save_peers();
@@ -281,6 +285,7 @@ void Node::Impl::seal_and_send(const net::Ipv4Endpoint& to,
         ++stats.seal_failed;
         return;
     }
+    tap(Direction::out, to, device, plaintext, sealed->size());
     (void)transport.send_to(to, *sealed);  // losses are the protocol's to handle
 }
 
@@ -290,13 +295,6 @@ void Node::Impl::log_event(const membership::PeerEvent& event) {
     log(std::string(membership::to_string(event.kind)) + ' ' + peers.name_of(event.peer) + ' ' +
         (address ? address->to_string() : event.address.to_string()) + " incarnation " +
         std::to_string(event.incarnation));
-}
-
-void Node::Impl::log(const std::string& text) const {
-    std::array<char, 32> stamp{};
-    std::snprintf(stamp.data(), stamp.size(), "%.6f ",
-                  static_cast<double>(clock.now().count()) / 1e6);
-    if (log_sink) log_sink(stamp.data() + text);
 }
 
 void Node::Impl::fatal(const std::string& message) {

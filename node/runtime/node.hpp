@@ -36,6 +36,7 @@ struct NodeOptions {
     membership::Timers timers;
     DiscoveryTimers discovery;
     std::uint64_t rng_seed = 0;  // 0: random
+    membership::Duration history_interval = std::chrono::seconds(10);  // metrics history lines
 };
 
 // One line of the node's log, without the newline ("1234.567890 peer up nuc-002 ...").
@@ -64,8 +65,11 @@ public:
     // runs with the error's message. Set before start().
     void on_fatal(std::function<void(const std::string&)> stop);
 
-    // The control socket's answers: "members" (a table), "members json", "stats".
+    // The control socket's answers: "members" (a table), "members json", "stats", "metrics"
+    // (Prometheus text), "trace since N", "events since N", "log level [LEVEL]".
     [[nodiscard]] std::string answer(std::string_view request) const;
+    // The Prometheus text exposition of the node's metrics (node/runtime/metrics.hpp).
+    [[nodiscard]] std::string metrics() const;
 
     [[nodiscard]] std::size_t live_peers() const;
     [[nodiscard]] const crypto::Certificate& certificate() const;

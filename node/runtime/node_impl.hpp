@@ -17,7 +17,9 @@
 #include "node/membership/wire.hpp"
 #include "node/runtime/discovery.hpp"
 #include "node/runtime/discovery_wire.hpp"
+#include "node/runtime/history.hpp"
 #include "node/runtime/node.hpp"
+#include "node/runtime/observe.hpp"
 #include "node/runtime/peer_table.hpp"
 #include "protocol/datagram.hpp"
 
@@ -61,6 +63,23 @@ struct NodeStats {
     std::uint64_t beacons_sent = 0;
     std::uint64_t answers_limited = 0;
     std::uint64_t certificate_requests = 0;
+};
+
+// The inspector's view (node_observe.cpp): taps, events, message counts, history and log level.
+// Written from const paths too (log lines, decoding kinds), hence held mutable in the Impl.
+struct Observed {
+    Ring<TraceEntry> trace{kMaxTraceEntries};
+    Ring<Event> events{kMaxEventEntries};
+    LogLevel level = LogLevel::info;
+    WindowLimit refusal_events{kMaxRefusalEventsPerSecond, 1s};
+    std::map<std::string, std::uint64_t> sent_kinds;
+    std::map<std::string, std::uint64_t> received_kinds;
+    membership::detail::Codec codec;
+    membership::detail::Message message;
+    std::optional<MetricsHistory> history;
+    bool history_failed = false;
+    Time next_history{};
+    membership::Incarnation first_incarnation = 0;
 };
 
 struct Parked {
@@ -117,6 +136,18 @@ struct Node::Impl {
     [[nodiscard]] std::string members_json() const;
     [[nodiscard]] std::string stats_text() const;
 
+    // node_observe.cpp
+    [[nodiscard]] std::string message_kind(std::span<const std::uint8_t> plaintext) const;
+    void tap(Direction direction, const net::Ipv4Endpoint& peer,
+             const std::optional<crypto::DeviceId>& device, std::span<const std::uint8_t> plaintext,
+             std::size_t wire_bytes);
+    void tap_refused(const net::Ipv4Endpoint& from, DatagramDrop drop, std::size_t wire_bytes);
+    void note(LogLevel level, const std::string& kind, const std::string& text) const;
+    [[nodiscard]] std::string metrics_text() const;
+    [[nodiscard]] std::string history_line() const;
+    void history_tick(Time now);
+    [[nodiscard]] std::optional<std::string> observe_answer(std::string_view request);
+
     // Identity: the bundle's keys, held for the node's life.
     crypto::ClusterId cluster;
     crypto::SignPublicKey owner;
@@ -152,6 +183,7 @@ struct Node::Impl {
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
     std::map<net::Ipv4Endpoint, Time> introduced;  // direct beacons before joins
     NodeStats stats;
+    mutable Observed observed;
     bool started = false;
     bool leaving = false;
     bool failed = false;

@@ -27,8 +27,12 @@ std::string Node::answer(std::string_view request) const {
     if (request == "members") return impl_->members_table();
     if (request == "members json") return impl_->members_json();
     if (request == "stats") return impl_->stats_text();
-    return "error: unknown request (members, members json, stats)\n";
+    if (auto answer = impl_->observe_answer(request)) return *answer;
+    return "error: unknown request (members, members json, stats, metrics, trace since N, "
+           "events since N, log level [LEVEL])\n";
 }
+
+std::string Node::metrics() const { return impl_->metrics_text(); }
 
 static std::vector<Row> rows_of(const Node::Impl& n) {
     std::vector<Row> rows;
