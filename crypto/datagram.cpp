@@ -124,12 +124,13 @@ SymmetricKey derive_cluster_datagram_key(const ClusterId& cluster, std::uint32_t
 }
 
 DatagramCrypto::DatagramCrypto(const LocalDevice& self, const EpochKeys& epochs,
-                               const PeerDirectory& peers)
+                               const PeerDirectory& peers, VerifyBudget budget)
     : self_(self),
       tag_(cluster_tag(self.cluster)),
       epochs_(epochs),
       peers_(peers),
-      replay_(limits::kMaxReplayWindows) {
+      replay_(limits::kMaxReplayWindows),
+      budget_(budget) {
     ensure_initialized();
 }
 
@@ -260,6 +261,7 @@ DatagramResult<OpenedDatagram> DatagramCrypto::open(Bytes datagram,
         inner_size = aead_open(inner, body, header_bytes, cluster_key(header.epoch, *network_key));
         if (!inner_size) return DatagramDrop::bad_mac;
         *inner_size -= kSignatureBytes;  // min_body guaranteed room for it
+        if (!spend_verify(header.sender, now_unix_seconds)) return DatagramDrop::over_verify_budget;
         const Bytes plaintext = Bytes(inner).first(*inner_size);
         const auto sign_key = peers_.sign_key(header.sender, plaintext);
         if (!sign_key) return DatagramDrop::unknown_sender;
@@ -273,6 +275,20 @@ DatagramResult<OpenedDatagram> DatagramCrypto::open(Bytes datagram,
     replay_.mark_seen(header.sender, header.epoch, header.counter);
     return OpenedDatagram{header,
                           std::vector<std::uint8_t>(inner.begin(), inner.begin() + *inner_size)};
+}
+
+bool DatagramCrypto::spend_verify(const DeviceId& sender, std::uint64_t now_unix_seconds) {
+    if (now_unix_seconds != verify_second_) {  // a fixed window: the counts start over
+        verify_second_ = now_unix_seconds;
+        verifies_ = 0;
+        verifies_by_sender_.clear();
+    }
+    if (verifies_ >= budget_.total) return false;
+    std::uint32_t& mine = verifies_by_sender_[sender];
+    if (mine >= budget_.per_sender) return false;
+    ++mine;
+    ++verifies_;
+    return true;
 }
 
 void DatagramCrypto::forget_epoch(std::uint32_t epoch) {

@@ -25,6 +25,7 @@
 #include "crypto/replay_window.hpp"
 #include "protocol/datagram.hpp"
 #include "protocol/limits.hpp"
+#include "protocol/limits.hpp"
 #include "protocol/result.hpp"
 
 namespace starling::crypto {
@@ -85,11 +86,18 @@ struct PairwiseKeys {
 SymmetricKey derive_cluster_datagram_key(const ClusterId& cluster, std::uint32_t epoch,
                                          const SymmetricKey& network_key);
 
+// How many to_cluster signature checks one wall-clock second may cost (protocol/limits.hpp).
+struct VerifyBudget {
+    std::uint32_t per_sender = limits::kMaxSignatureChecksPerSenderPerSecond;
+    std::uint32_t total = limits::kMaxSignatureChecksPerSecond;
+};
+
 // Seals and opens datagrams for one node; holds the pairwise key cache and the replay windows.
 // Not thread-safe: one per receive loop. `epochs` and `peers` must outlive it.
 class DatagramCrypto {
 public:
-    DatagramCrypto(const LocalDevice& self, const EpochKeys& epochs, const PeerDirectory& peers);
+    DatagramCrypto(const LocalDevice& self, const EpochKeys& epochs, const PeerDirectory& peers,
+                   VerifyBudget budget = {});
 
     // `counter` must exceed every counter this device used before (DatagramCounter). Errors:
     // too_large (plaintext), not_found (epoch key, peer), invalid_argument (peer is us, or its kx
@@ -103,7 +111,8 @@ public:
         std::uint64_t now_unix_seconds);
 
     // Size cap → header → cluster tag → sender is not us → epoch key → replay check → (to_peer:
-    // sender's kx key) → AEAD → (to_cluster: sender's sign key, signature) → replay mark.
+    // sender's kx key) → AEAD → (to_cluster: verify budget, sender's sign key, signature) →
+    // replay mark.
     // The counter is recorded only for a datagram that passed every check.
     [[nodiscard]] DatagramResult<OpenedDatagram> open(std::span<const std::uint8_t> datagram,
                                                       std::uint64_t now_unix_seconds);
@@ -120,6 +129,8 @@ private:
     const PairwiseKeys* pairwise(const DeviceId& peer, const KxPublicKey& peer_kx,
                                  std::uint32_t epoch, const SymmetricKey& network_key);
     const SymmetricKey& cluster_key(std::uint32_t epoch, const SymmetricKey& network_key);
+    // Spends one signature check of `sender` in second `now`; false when the budget is gone.
+    bool spend_verify(const DeviceId& sender, std::uint64_t now_unix_seconds);
 
     LocalDevice self_;
     ClusterTag tag_;
@@ -129,6 +140,10 @@ private:
     std::map<std::pair<DeviceId, std::uint32_t>, PairwiseEntry> pairwise_;
     std::uint64_t pairwise_uses_ = 0;  // LRU clock of the cache
     std::map<std::uint32_t, SymmetricKey> cluster_keys_;
+    VerifyBudget budget_;
+    std::uint64_t verify_second_ = 0;  // the second the counts below belong to
+    std::uint32_t verifies_ = 0;
+    std::map<DeviceId, std::uint32_t> verifies_by_sender_;  // at most budget_.total entries
 };
 
 // A fixed table of epoch keys, valid at any time: tests and tools.

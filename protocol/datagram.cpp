@@ -69,6 +69,8 @@ const char* to_string(DatagramDrop drop) noexcept {
             return "bad_mac";
         case DatagramDrop::bad_signature:
             return "bad_signature";
+        case DatagramDrop::over_verify_budget:
+            return "over_verify_budget";
         case DatagramDrop::too_many_senders:
             return "too_many_senders";
     }

@@ -50,6 +50,7 @@ enum class DatagramDrop : std::uint8_t {
     replayed,             // counter already seen, or too far behind the newest
     bad_mac,              // AEAD authentication failed: noise, tampering, wrong key
     bad_signature,        // to_cluster: not signed by the claimed sender's device key
+    over_verify_budget,   // to_cluster: this second's signature checks (per sender or in all) spent
     too_many_senders,     // replay table full of live senders (limits::kMaxReplayWindows)
 };
 

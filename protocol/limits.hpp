@@ -50,6 +50,13 @@ inline constexpr std::size_t kMaxDatagramBytes = 1400;
 // or three overlapping epochs, with headroom. Created only after a datagram authenticated.
 inline constexpr std::size_t kMaxReplayWindows = 512;
 
+// Ed25519 checks that cluster-wide datagrams may cost a receiver per wall-clock second (~50 us
+// each, two for a beacon carrying its certificate): per claimed sender, and in all. Only senders
+// holding the network key get this far; the caps keep a flooding member under ~10% of a core,
+// two orders of magnitude above what a LAN of 100 beaconing members asks for.
+inline constexpr std::uint32_t kMaxSignatureChecksPerSenderPerSecond = 50;
+inline constexpr std::uint32_t kMaxSignatureChecksPerSecond = 2048;
+
 // Pairwise datagram keys cached, one entry per (peer, key epoch): same sizing as the replay
 // windows. A miss costs one X25519 (~30 µs); eviction only costs a recomputation.
 inline constexpr std::size_t kMaxPairwiseKeyEntries = 512;

@@ -345,3 +345,35 @@ TEST_CASE("the replay table refuses new senders when full, until an epoch retire
     net.epochs.retire(kEpoch);
     CHECK(receiver->open(last, kNow).ok());
 }
+
+TEST_CASE("signature checks are budgeted per second, per sender and in all") {
+    test::TestCluster net;
+    auto& receiver_device = net.add_device(0x01);
+    auto& a = net.add_device(0xa0);
+    auto& b = net.add_device(0xb0);
+    DatagramCrypto receiver(net.local(receiver_device), net.epochs, net.peers, VerifyBudget{3, 5});
+    auto from_a = net.crypto_for(a);
+    auto from_b = net.crypto_for(b);
+    std::uint64_t counter = kCounter;
+    auto cluster_datagram = [&](DatagramCrypto& sender) {
+        return sealed(sender.seal_to_cluster(kEpoch, ++counter, bytes_of("hello"), kNow));
+    };
+    for (int i = 0; i < 3; ++i) CHECK(receiver.open(cluster_datagram(*from_a), kNow).ok());
+    const auto refused = cluster_datagram(*from_a);
+    auto dropped = receiver.open(refused, kNow);
+    REQUIRE_FALSE(dropped.ok());
+    CHECK(dropped.drop() == DatagramDrop::over_verify_budget);
+    // Another sender still has its own share, until the total runs out.
+    CHECK(receiver.open(cluster_datagram(*from_b), kNow).ok());
+    CHECK(receiver.open(cluster_datagram(*from_b), kNow).ok());
+    dropped = receiver.open(cluster_datagram(*from_b), kNow);
+    REQUIRE_FALSE(dropped.ok());
+    CHECK(dropped.drop() == DatagramDrop::over_verify_budget);
+    // Pairwise datagrams never need a signature check.
+    CHECK(receiver.open(sealed(from_a->seal_to_peer(receiver_device.id, kEpoch, ++counter,
+                                                    bytes_of("p"), kNow)),
+                        kNow)
+              .ok());
+    // A refused datagram was not marked seen: it opens in the next second.
+    CHECK(receiver.open(refused, kNow + 1).ok());
+}
