@@ -259,6 +259,16 @@ LoadedConfig default_config(const HardwareProfile& profile) {
 
 Result<LoadedConfig> apply_config_text(std::string_view text, std::string_view name,
                                        LoadedConfig base) {
+    // ASCII only: toml++ 3.3 (Debian 12) reaches __builtin_unreachable on some non-ASCII input
+    // (tomlplusplus issue 295, found by tools/fuzz/fuzz_config), and no key needs more.
+    if (const auto at = std::find_if(text.begin(), text.end(),
+                                     [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+        at != text.end()) {
+        const auto line = 1 + std::count(text.begin(), at, '\n');
+        return make_error(ErrorCode::malformed,
+                          std::string(name) + ":" + std::to_string(line) +
+                              ": a non-ASCII byte; the configuration file is plain ASCII");
+    }
     toml::parse_result parsed = toml::parse(text, name);
     if (!parsed) {
         const auto& e = parsed.error();

@@ -97,6 +97,11 @@ TEST_CASE("unknown tables, top-level keys, syntax errors and missing files are e
     CHECK(syntax.error().code == ErrorCode::malformed);
     CHECK(has(syntax.error().message, "t.toml:2: "));
 
+    auto utf8 = apply_config_text("[node]\n# caf\xc3\xa9\nlisten = \"\xcb\xad\"\n", "t.toml", base);
+    REQUIRE_FALSE(utf8.ok());
+    CHECK(utf8.error().code == ErrorCode::malformed);
+    CHECK(has(utf8.error().message, "t.toml:2: a non-ASCII byte"));
+
     auto seeds = apply_config_text("[node]\nseeds = [1, 2]\n", "t.toml", base);
     REQUIRE_FALSE(seeds.ok());
     CHECK(has(seeds.error().message, "'node.seeds': expected an array of strings"));
