@@ -11,6 +11,7 @@
 #include "node/cli/cli.hpp"
 #include "node/cli/commands.hpp"
 #include "node/cli/node_service.hpp"
+#include "node/cli/node_training.hpp"
 #include "node/membership/limits.hpp"
 #include "node/net/control.hpp"
 #include "node/net/event_loop.hpp"
@@ -127,16 +128,23 @@ int run_node(const NodeArgs& given) {
     const std::string device_name = bundle->certificate.name;
     if (network->discovery) options.beacon_group = network->discovery->group;
     options.seeds = std::move(*seeds);
+    StreamCredentials credentials = stream_credentials(*bundle);
     options.history_interval = std::chrono::seconds(a.history_interval_s);
     Result<std::unique_ptr<runtime::Node>> node =
         runtime::Node::create(std::move(*bundle), std::move(*state), **transport, clock, alarm,
                               std::move(options), log_line);
     if (!node) return report(node.error());
     runtime::Node& n = **node;
+    std::unique_ptr<NodeTraining> training;  // with --data: the training thread and the exchange
     Result<std::unique_ptr<net::ControlServer>> control = net::ControlServer::open(
-        loop, runtime::control_socket_path(a.state),
-        [&n](std::string_view request) { return n.answer(request); });
+        loop, runtime::control_socket_path(a.state), [&n, &training](std::string_view request) {
+            return training ? training->answer(n, request) : n.answer(request);
+        });
     if (!control) return report(control.error());
+    Result<std::unique_ptr<NodeTraining>> started =
+        start_training(*settings, loop, n, clock, std::move(credentials), log_line);
+    if (!started) return report(started.error());
+    training = std::move(*started);
     std::unique_ptr<net::HttpServer> metrics;
     if (!a.metrics.empty()) {
         Result<std::unique_ptr<net::HttpServer>> served = runtime::serve_metrics(loop, a.metrics, n);
@@ -158,6 +166,7 @@ int run_node(const NodeArgs& given) {
     n.start();
     service.ready("listening on " + listening.to_string() + " as " + device_name);
     loop.run();
+    if (training) training->stop();
     return exit_code;
 }
 

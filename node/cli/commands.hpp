@@ -99,6 +99,14 @@ struct NodeArgs {
     std::string listen;     // ADDR[:PORT]; default: the interface's address, port 7946
     std::string interface;  // default: the default route's; "none": no LAN discovery
     std::vector<std::string> seeds;
+    // Training (node_training.cpp): test split (default: the data's own), architecture, wire
+    // encoding of models, peers per round, and how often to checkpoint and evaluate.
+    std::string test;
+    std::string model = "mlp";
+    std::string encoding = "fp32";
+    std::uint32_t fanout = 2;
+    std::uint32_t checkpoint_interval_s = 30;
+    std::uint32_t eval_interval_s = 10;
     // The flags of the other configuration keys (--cpu-budget, --psi-cpu...): key -> values.
     std::map<std::string, std::vector<std::string>> settings;
     // Test-only (hidden): loss and delay injected on the receive path, seeded.
@@ -111,6 +119,8 @@ struct NodeArgs {
 };
 inline constexpr std::uint32_t kMaxHistoryIntervalS = 3600;
 inline constexpr std::uint32_t kMaxTestDelayMs = 10'000;
+inline constexpr std::uint32_t kMaxNodeFanout = 16;
+inline constexpr std::uint32_t kMaxTrainingIntervalS = 3600;
 
 struct MembersArgs {
     std::string state;

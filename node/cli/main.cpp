@@ -166,6 +166,21 @@ void add_node(CLI::App& app) {
     node->add_option("--state", a->state,
                      "State directory (created with mode 0700; default /var/lib/starling)");
     node->add_option("--data", a->data, "Local dataset directory (for training)");
+    node->add_option("--test", a->test, "Test split directory (default: the data directory's own)");
+    node->add_option("--model", a->model, "mlp, softmax or widths such as 784-128-10")
+        ->capture_default_str();
+    node->add_option("--encoding", a->encoding, "Models on the wire: fp32, fp16 or int8")
+        ->capture_default_str();
+    node->add_option("--fanout", a->fanout, "Peers each round's model goes to")
+        ->check(CLI::Range(1u, kMaxNodeFanout))
+        ->capture_default_str();
+    node->add_option("--checkpoint-interval", a->checkpoint_interval_s,
+                     "Seconds between checkpoints (STATE/model.ckpt)")
+        ->check(CLI::Range(1u, kMaxTrainingIntervalS))
+        ->capture_default_str();
+    node->add_option("--eval-interval", a->eval_interval_s, "Seconds between evaluations")
+        ->check(CLI::Range(1u, kMaxTrainingIntervalS))
+        ->capture_default_str();
     node->add_option("--listen", a->listen,
                      "ADDR[:PORT] to listen on (default: the interface's address, port 7946)");
     node->add_option("--interface", a->interface,

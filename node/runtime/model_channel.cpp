@@ -11,6 +11,7 @@ namespace starling::runtime {
 struct ModelChannel::Transfer {
     Transfer(net::EventLoop& loop, std::uint64_t transfer_id) : id(transfer_id), deadline(loop) {}
     std::uint64_t id;
+    std::uint64_t tag = 0;
     bool outgoing = false;
     bool ended = false;
     crypto::DeviceId peer{};
@@ -81,12 +82,14 @@ bool ModelChannel::busy_with(const crypto::DeviceId& peer) const {
 }
 
 bool ModelChannel::start_transfer(ModelOp op, const crypto::DeviceId& peer,
-                                  const net::Ipv4Endpoint& at) {
+                                  const net::Ipv4Endpoint& at, ModelBytes model,
+                                  std::uint64_t tag) {
     if (outgoing_ >= limits_.max_outgoing) {
         ++counters_.failed_out[static_cast<std::size_t>(TransferFailure::link_busy)];
         return false;
     }
-    ModelBytes model = sends_model(op) && handlers_.current_model ? handlers_.current_model() : nullptr;
+    if (!sends_model(op)) model = nullptr;
+    else if (!model && handlers_.current_model) model = handlers_.current_model();
     if (sends_model(op) && (!model || model->empty())) {
         ++counters_.failed_out[static_cast<std::size_t>(TransferFailure::no_model)];
         return false;
@@ -95,6 +98,7 @@ bool ModelChannel::start_transfer(ModelOp op, const crypto::DeviceId& peer,
     auto t = std::make_unique<Transfer>(loop_, id);
     t->outgoing = true;
     t->peer = peer;
+    t->tag = tag;
     t->session = std::make_unique<ModelSession>(
         ModelSession::initiator(identity_, op, peer, std::move(model), now_ms()));
     Transfer& ref = *t;
@@ -205,7 +209,7 @@ void ModelChannel::end(Transfer& t, std::optional<TransferFailure> failure) {
     t.connection.reset();
     if (t.outgoing) {
         --outgoing_;
-        if (handlers_.finished) handlers_.finished(t.peer, s.op(), failure);
+        if (handlers_.finished) handlers_.finished(t.tag, t.peer, s.op(), failure);
     } else {
         --incoming_;
     }

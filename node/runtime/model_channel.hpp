@@ -57,8 +57,8 @@ struct ChannelHandlers {
     // A model arrived from `peer` (it pushed, or we pulled). false: the caller refused it
     // (decoder or merge), counted as model_refused.
     std::function<bool(const crypto::Certificate& peer, std::vector<std::uint8_t> bytes)> received;
-    // An outgoing transfer ended: success (nullopt) or why not.
-    std::function<void(const crypto::DeviceId& peer, ModelOp op,
+    // An outgoing transfer ended: success (nullopt) or why not; `tag` as given to start_transfer.
+    std::function<void(std::uint64_t tag, const crypto::DeviceId& peer, ModelOp op,
                        std::optional<TransferFailure> failure)>
         finished;
 };
@@ -74,9 +74,11 @@ public:
     ModelChannel& operator=(const ModelChannel&) = delete;
 
     void start();
-    // Dials `peer` at `at` for `op`. false when the outgoing budget is full or there is nothing to
-    // send (counted); otherwise `finished` reports the outcome later.
-    bool start_transfer(ModelOp op, const crypto::DeviceId& peer, const net::Ipv4Endpoint& at);
+    // Dials `peer` at `at` for `op`, sending `model` (null: handlers.current_model()) when the op
+    // sends one. false when the outgoing budget is full or there is nothing to send (counted);
+    // otherwise `finished` reports the outcome later with `tag`.
+    bool start_transfer(ModelOp op, const crypto::DeviceId& peer, const net::Ipv4Endpoint& at,
+                        ModelBytes model = nullptr, std::uint64_t tag = 0);
     void close();
 
     [[nodiscard]] std::size_t outgoing() const noexcept { return outgoing_; }

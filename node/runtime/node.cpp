@@ -194,7 +194,7 @@ void Node::Impl::on_datagram(const net::Ipv4Endpoint& from, std::span<const std:
             on_discovery(from, sender, opened->plaintext);
             break;
         case Channel::unknown:
-            ++stats.unknown_channel;
+            if (!other_channel || !other_channel(sender, opened->plaintext)) ++stats.unknown_channel;
             break;
     }
     perform_actions();

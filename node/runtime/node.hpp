@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,14 @@ struct NodeOptions {
     std::uint64_t rng_seed = 0;  // 0: random
     membership::Duration history_interval = std::chrono::seconds(10);  // metrics history lines
 };
+
+// A member the node holds alive, and where it listens.
+struct LiveMember {
+    crypto::DeviceId id{};
+    net::Ipv4Endpoint address;
+};
+using OtherChannelHandler =
+    std::function<bool(const crypto::DeviceId& sender, std::span<const std::uint8_t> plaintext)>;
 
 // One line of the node's log, without the newline ("1234.567890 peer up nuc-002 ...").
 using LogSink = std::function<void(std::string_view line)>;
@@ -73,6 +82,16 @@ public:
 
     [[nodiscard]] std::size_t live_peers() const;
     [[nodiscard]] const crypto::Certificate& certificate() const;
+
+    // For what rides beside membership (model exchange, node_members.cpp): the members held
+    // alive, a sealed datagram to one of them, and the datagrams of channels the node does not
+    // speak (the handler returns true when the datagram was its own).
+    [[nodiscard]] std::vector<LiveMember> live_members() const;
+    void send_to_member(const crypto::DeviceId& device, const net::Ipv4Endpoint& to,
+                        std::span<const std::uint8_t> plaintext);
+    void on_other_channel(OtherChannelHandler handler);
+    [[nodiscard]] bool is_revoked(const crypto::DeviceId& device) const;
+    [[nodiscard]] net::Ipv4Endpoint advertised() const;
 
     struct Impl;  // node_impl.hpp
     explicit Node(std::unique_ptr<Impl> impl);  // by create()

@@ -165,6 +165,7 @@ struct Node::Impl {
     NodeOptions options;
     LogSink log_sink;
     std::function<void(const std::string&)> stop;
+    OtherChannelHandler other_channel;  // node_members.cpp
 
     PeerTable peers;
     crypto::DatagramCrypto sealer;

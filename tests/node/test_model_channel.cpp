@@ -224,7 +224,7 @@ struct ChannelNode {
             received.push_back({peer.name, std::move(bytes)});
             return accept;
         };
-        h.finished = [this](const crypto::DeviceId&, ModelOp, std::optional<TransferFailure> f) {
+        h.finished = [this](std::uint64_t, const crypto::DeviceId&, ModelOp, std::optional<TransferFailure> f) {
             outcomes.push_back(f);
         };
         channel = std::make_unique<ModelChannel>(loop, std::move(*listener), cluster.identity(device),

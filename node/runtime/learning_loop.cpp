@@ -1,0 +1,326 @@
+// The training thread: between two steps it hands the learner what the network brought, sends
+// the learner's actions out, and now and then publishes a snapshot, evaluates and checkpoints.
+
+#include "node/runtime/learning_loop.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <numeric>
+#include <utility>
+
+#include "node/model/checkpoint.hpp"
+
+namespace starling::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+// While catching up (nothing to train yet) the thread wakes this often for the learner's timers.
+constexpr std::chrono::milliseconds kIdleWait{50};
+
+Evaluated evaluated(const model::Mlp& m, const data::Dataset& ds) {
+    const model::Evaluation e = model::evaluate(m, ds);
+    return {e.loss, e.accuracy, e.examples};
+}
+
+data::Dataset first_rows(const data::Dataset& ds, std::size_t n) {
+    std::vector<std::uint32_t> rows(std::min(n, ds.size()));
+    std::iota(rows.begin(), rows.end(), 0u);
+    return ds.subset(rows);
+}
+
+std::string percent(const std::optional<Evaluated>& e) {
+    if (!e) return "-";
+    std::array<char, 32> text{};
+    std::snprintf(text.data(), text.size(), "%.2f%%", 100.0 * e->accuracy);
+    return text.data();
+}
+
+}  // namespace
+
+LearningLoop::LearningLoop(const crypto::DeviceId& self, data::Dataset train,
+                           std::optional<data::Dataset> test, LearningOptions options,
+                           const Clock& clock, std::function<void(std::string)> log,
+                           LearnerActionSink actions)
+    : self_(self),
+      test_(std::move(test)),
+      options_(std::move(options)),
+      clock_(clock),
+      log_(std::move(log)),
+      actions_(std::move(actions)),
+      model_(options_.widths),
+      trainer_(model_, options_.train),
+      learner_(self, model_, options_.learner, options_.train.seed),
+      order_rng_(options_.train.seed ^ 0x5DEECE66Dull) {
+    // The held-out slice: the shard's last rows (the split already shuffled it), at most a
+    // tenth of it, so small shards keep most of their examples for training.
+    const std::size_t holdout = std::min(options_.holdout_rows, train.size() / 10);
+    std::vector<std::uint32_t> train_rows(train.size() - holdout);
+    std::iota(train_rows.begin(), train_rows.end(), 0u);
+    std::vector<std::uint32_t> holdout_rows(holdout);
+    std::iota(holdout_rows.begin(), holdout_rows.end(), static_cast<std::uint32_t>(train_rows.size()));
+    holdout_ = train.subset(holdout_rows);
+    train_ = holdout == 0 ? std::move(train) : train.subset(train_rows);
+    if (test_ && options_.eval_test_rows > 0 && test_->size() > options_.eval_test_rows)
+        test_ = first_rows(*test_, options_.eval_test_rows);
+    order_.resize(train_.size());
+    std::iota(order_.begin(), order_.end(), 0u);
+    order_at_ = order_.size();  // shuffled before the first step
+}
+
+Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
+    const crypto::DeviceId& self, data::Dataset train, std::optional<data::Dataset> test,
+    LearningOptions options, const Clock& clock, std::function<void(std::string)> log,
+    LearnerActionSink actions) {
+    if (Status s = model::validate_widths(options.widths); !s) return s.error();
+    if (train.size() < 2)
+        return make_error(ErrorCode::invalid_argument, "the local dataset has fewer than 2 examples");
+    if (train.features != options.widths.front() || train.classes > options.widths.back())
+        return make_error(ErrorCode::invalid_argument,
+                          "the local dataset (" + std::to_string(train.features) + " features, " +
+                              std::to_string(train.classes) + " classes) does not fit the model");
+    if (test && test->features != train.features)
+        return make_error(ErrorCode::invalid_argument, "the test set's features differ from the data's");
+    std::optional<model::Checkpoint> resume;
+    if (!options.checkpoint.empty()) {
+        std::error_code ec;
+        if (std::filesystem::exists(options.checkpoint, ec)) {
+            Result<model::Checkpoint> loaded = model::load_checkpoint(options.checkpoint);
+            if (loaded && loaded->widths == options.widths) resume = std::move(*loaded);
+            else if (log) log("ignoring checkpoint " + options.checkpoint.string() + ": " +
+                              (loaded ? std::string("another architecture") : loaded.error().message));
+        }
+    }
+    std::unique_ptr<LearningLoop> loop(new LearningLoop(self, std::move(train), std::move(test),
+                                                        std::move(options), clock, std::move(log),
+                                                        std::move(actions)));
+    loop->model_.init_he(loop->options_.init_seed);
+    if (resume) {
+        if (Status s = loop->trainer_.restore(*resume); s) {
+            loop->learner_.on_model_restored(resume->samples_seen, resume->samples_seen);
+            loop->resumed_ = true;
+        } else if (loop->log_) {
+            loop->log_("ignoring checkpoint: " + s.error().message);
+            loop->model_.init_he(loop->options_.init_seed);
+        }
+    }
+    return loop;
+}
+
+LearningLoop::~LearningLoop() { stop(); }
+
+void LearningLoop::start() {
+    if (thread_.joinable()) return;
+    thread_ = std::thread([this] { run(); });
+}
+
+void LearningLoop::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void LearningLoop::push_event(Event event) {
+    {
+        std::lock_guard lock(mutex_);
+        const bool model = event.kind == Event::Kind::model;
+        if (model && queued_models_ >= kMaxQueuedModels) {
+            ++status_.models_dropped;
+            return;
+        }
+        if (!model && inbox_.size() >= kMaxQueuedEvents) {
+            ++status_.events_dropped;
+            return;
+        }
+        if (model) ++queued_models_;
+        inbox_.push_back(std::move(event));
+    }
+    wake_.notify_one();
+}
+
+void LearningLoop::on_model_bytes(const crypto::DeviceId& from, std::vector<std::uint8_t> bytes) {
+    push_event({Event::Kind::model, from, std::move(bytes), 0, false});
+}
+
+void LearningLoop::on_send_finished(std::uint64_t transfer, bool delivered) {
+    push_event({Event::Kind::sent, {}, {}, transfer, delivered});
+}
+
+void LearningLoop::on_request_failed(std::uint64_t transfer) {
+    push_event({Event::Kind::request_failed, {}, {}, transfer, false});
+}
+
+void LearningLoop::on_peers(std::vector<gossip::PeerInfo> peers) {
+    {
+        std::lock_guard lock(mutex_);
+        peers_ = std::move(peers);
+    }
+    wake_.notify_one();
+}
+
+ModelBytes LearningLoop::published_model() const {
+    std::lock_guard lock(mutex_);
+    return published_;
+}
+
+LearningStatus LearningLoop::status() const {
+    std::lock_guard lock(mutex_);
+    return status_;
+}
+
+void LearningLoop::run() {
+    if (options_.on_thread_start) options_.on_thread_start();
+    const gossip::Time start = now();
+    learner_.on_start(start, !resumed_);
+    next_eval_ = start + options_.eval_interval;
+    next_checkpoint_ = start + options_.checkpoint_interval;
+    rate_since_ = start;
+    publish(start);
+    {
+        std::lock_guard lock(mutex_);
+        status_.resumed = resumed_;
+    }
+    if (log_)
+        log_(std::string(resumed_ ? "training resumed from the checkpoint at " : "training starts: ") +
+             std::to_string(learner_.samples_seen()) + " samples seen; " +
+             std::to_string(train_.size()) + " local examples, " + std::to_string(holdout_.size()) +
+             " held out" + (resumed_ ? "" : "; pulling the freshest peer model first"));
+    forward_actions();
+    for (;;) {
+        {
+            std::unique_lock lock(mutex_);
+            if (stop_) break;
+            if (!learner_.ready_to_train() && inbox_.empty() && !peers_)
+                wake_.wait_for(lock, kIdleWait);
+            if (stop_) break;
+        }
+        const gossip::Time t = now();
+        drain_inbox(t);
+        learner_.on_tick(t);
+        forward_actions();
+        if (!learner_.ready_to_train()) continue;
+        if (options_.before_step) options_.before_step();
+        train_one_step(now());
+    }
+    save_checkpoint();
+}
+
+void LearningLoop::drain_inbox(gossip::Time now) {
+    std::deque<Event> events;
+    std::optional<std::vector<gossip::PeerInfo>> peers;
+    {
+        std::lock_guard lock(mutex_);
+        events.swap(inbox_);
+        queued_models_ = 0;
+        peers.swap(peers_);
+    }
+    if (peers) learner_.on_peers_changed(*peers, now);
+    for (Event& e : events) {
+        switch (e.kind) {
+            case Event::Kind::model:
+                if (learner_.on_model_bytes(e.from, e.bytes, now) == gossip::Received::adopted && log_)
+                    log_("caught up: adopted a peer's model with " +
+                         std::to_string(learner_.samples_seen()) + " samples seen");
+                break;
+            case Event::Kind::sent: learner_.on_send_finished(e.transfer, e.delivered, now); break;
+            case Event::Kind::request_failed: learner_.on_request_failed(e.transfer, now); break;
+        }
+    }
+}
+
+void LearningLoop::forward_actions() {
+    for (gossip::Action& a : learner_.take_actions())
+        if (actions_) actions_(std::move(a));
+}
+
+void LearningLoop::train_one_step(gossip::Time t) {
+    const std::size_t batch = static_cast<std::size_t>(options_.train.batch);
+    if (order_at_ >= order_.size()) {
+        order_rng_.shuffle(std::span<std::uint32_t>(order_));
+        order_at_ = 0;
+    }
+    const std::size_t n = std::min(batch, order_.size() - order_at_);
+    (void)trainer_.step(train_, std::span<const std::uint32_t>(order_).subspan(order_at_, n));
+    order_at_ += n;
+    rate_samples_ += n;
+    learner_.on_local_samples(n, t);
+    forward_actions();
+    if (t >= next_publish_) publish(t);
+    if (t >= next_eval_) evaluate_now(t);
+    if (t >= next_checkpoint_) {
+        next_checkpoint_ = t + options_.checkpoint_interval;
+        save_checkpoint();
+    }
+    std::lock_guard lock(mutex_);
+    ++status_.steps;
+    status_.local_samples += n;
+    status_.samples_seen = learner_.samples_seen();
+    status_.version = learner_.version();
+    status_.catching_up = !learner_.ready_to_train();
+    status_.learner = learner_.stats();
+}
+
+void LearningLoop::publish(gossip::Time t) {
+    next_publish_ = t + options_.publish_interval;
+    auto bytes = std::make_shared<const std::vector<std::uint8_t>>(
+        snapshot_encoder_.encode(learner_.header(), model_.parameters()));
+    std::lock_guard lock(mutex_);
+    status_.model_bytes = bytes->size();
+    status_.samples_seen = learner_.samples_seen();
+    status_.version = learner_.version();
+    status_.catching_up = !learner_.ready_to_train();
+    status_.learner = learner_.stats();
+    published_ = std::move(bytes);
+}
+
+void LearningLoop::evaluate_now(gossip::Time t) {
+    next_eval_ = t + options_.eval_interval;
+    std::optional<Evaluated> holdout;
+    std::optional<Evaluated> test;
+    if (holdout_.size() > 0) holdout = evaluated(model_, holdout_);
+    if (test_ && test_->size() > 0) test = evaluated(model_, *test_);
+    const double seconds = static_cast<double>((t - rate_since_).count()) / 1e6;
+    const double rate = seconds > 0 ? static_cast<double>(rate_samples_) / seconds : 0.0;
+    rate_since_ = t;
+    rate_samples_ = 0;
+    std::uint64_t evaluations = 0;
+    {
+        std::lock_guard lock(mutex_);
+        status_.holdout = holdout;
+        status_.test = test;
+        status_.samples_per_second = rate;
+        evaluations = ++status_.evaluations;
+    }
+    if (log_) {
+        const gossip::LearnerStats& s = learner_.stats();
+        std::array<char, 256> line{};
+        std::snprintf(line.data(), line.size(),
+                      "eval %llu holdout %s test %s samples_seen %llu version %llu merged %llu "
+                      "sent %llu refused %llu %.0f samples/s",
+                      static_cast<unsigned long long>(evaluations), percent(holdout).c_str(),
+                      percent(test).c_str(), static_cast<unsigned long long>(learner_.samples_seen()),
+                      static_cast<unsigned long long>(learner_.version()),
+                      static_cast<unsigned long long>(s.models_merged + s.models_adopted),
+                      static_cast<unsigned long long>(s.sends_completed),
+                      static_cast<unsigned long long>(s.refused_total()), rate);
+        log_(line.data());
+    }
+}
+
+void LearningLoop::save_checkpoint() {
+    if (options_.checkpoint.empty()) return;
+    model::Checkpoint c = trainer_.checkpoint();
+    c.samples_seen = learner_.samples_seen();
+    const Status s = model::save_checkpoint(options_.checkpoint, c);
+    {
+        std::lock_guard lock(mutex_);
+        ++(s ? status_.checkpoints : status_.checkpoint_failures);
+    }
+    if (!s && log_) log_("checkpoint failed: " + s.error().message);
+}
+
+}  // namespace starling::runtime

@@ -1,0 +1,176 @@
+#pragma once
+// The node's training thread: trains on the local shard at the pace the device allows, runs the
+// gossip learner (node/gossip) between steps, evaluates, and checkpoints crash-safely, so the
+// network never blocks a step and a step never blocks the network.
+//
+// Threading: the network thread calls the on_*() inputs, published_model() and status(); they
+// only touch bounded, mutex-protected queues and snapshots. Everything else (the model, the
+// trainer, the learner) belongs to the training thread. Outputs (the learner's actions, log
+// lines) leave through the callbacks given at creation, called on the training thread.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/data/dataset.hpp"
+#include "node/gossip/learner.hpp"
+#include "node/model/trainer.hpp"
+#include "node/runtime/clock.hpp"
+#include "node/runtime/model_session.hpp"
+#include "protocol/result.hpp"
+
+namespace starling::runtime {
+
+// Models from peers waiting for the training thread (each up to a model's size); more are
+// dropped and counted: the learner's next round brings fresher ones anyway.
+inline constexpr std::size_t kMaxQueuedModels = 8;
+// Completions and other small events waiting for the training thread.
+inline constexpr std::size_t kMaxQueuedEvents = 256;
+// The held-out slice of the local shard each evaluation uses, and the test rows it uses.
+inline constexpr std::size_t kDefaultHoldoutRows = 1000;
+inline constexpr std::size_t kDefaultEvalTestRows = 2000;
+// Where the node keeps its model in its state directory.
+inline constexpr const char* kModelCheckpointName = "model.ckpt";
+
+struct LearningOptions {
+    std::vector<std::uint32_t> widths{784, 256, 128, 10};
+    model::TrainOptions train;  // batch, seed, optimizer; the schedule is constant
+    // The same on every device of a cluster (derived from the cluster id): models start
+    // aligned, so the first merges average like with like.
+    std::uint64_t init_seed = 1;
+    gossip::LearnerConfig learner;
+    std::filesystem::path checkpoint;  // empty: no checkpoints
+    std::chrono::seconds checkpoint_interval{30};
+    std::chrono::seconds eval_interval{10};
+    std::chrono::milliseconds publish_interval{1000};  // the snapshot pulls are answered with
+    std::size_t holdout_rows = kDefaultHoldoutRows;
+    std::size_t eval_test_rows = kDefaultEvalTestRows;  // 0: the whole test set
+    std::function<void()> on_thread_start;  // e.g. build the governor's pacer (lowers priority)
+    std::function<void()> before_step;      // the pacer's wait; may sleep
+};
+
+struct Evaluated {
+    double loss = 0.0;
+    double accuracy = 0.0;
+    std::size_t examples = 0;
+};
+
+// A copy of the loop's figures, for the control socket and announcements.
+struct LearningStatus {
+    bool catching_up = false;
+    bool resumed = false;  // started from a checkpoint
+    std::uint64_t steps = 0;
+    std::uint64_t local_samples = 0;  // examples trained here since start
+    std::uint64_t samples_seen = 0;   // examples behind the model (merges included)
+    std::uint64_t version = 0;
+    double samples_per_second = 0.0;
+    std::optional<Evaluated> holdout;
+    std::optional<Evaluated> test;
+    std::uint64_t evaluations = 0;
+    std::uint64_t checkpoints = 0;
+    std::uint64_t checkpoint_failures = 0;
+    std::uint64_t models_dropped = 0;  // inbox full
+    std::uint64_t events_dropped = 0;
+    std::size_t model_bytes = 0;  // of the published snapshot
+    gossip::LearnerStats learner;
+};
+
+using LearnerActionSink = std::function<void(gossip::Action action)>;
+
+class LearningLoop {
+public:
+    // Loads the checkpoint when there is a valid one (resume; no catch-up), else starts from
+    // the cluster's initial weights and pulls the freshest peer model first. invalid_argument
+    // when the data does not fit the architecture.
+    [[nodiscard]] static Result<std::unique_ptr<LearningLoop>> create(
+        const crypto::DeviceId& self, data::Dataset train, std::optional<data::Dataset> test,
+        LearningOptions options, const Clock& clock, std::function<void(std::string)> log,
+        LearnerActionSink actions);
+    ~LearningLoop();  // stops and joins
+    LearningLoop(const LearningLoop&) = delete;
+    LearningLoop& operator=(const LearningLoop&) = delete;
+
+    void start();
+    // Asks the thread to stop, joins it, writes a last checkpoint.
+    void stop();
+
+    // ---- Inputs from the network thread (bounded; never block on training). ----
+    void on_model_bytes(const crypto::DeviceId& from, std::vector<std::uint8_t> bytes);
+    void on_send_finished(std::uint64_t transfer, bool delivered);
+    void on_request_failed(std::uint64_t transfer);
+    void on_peers(std::vector<gossip::PeerInfo> peers);
+
+    // The latest encoded snapshot of the model (fp32 model message): what a pull is answered
+    // with. Null before the first one.
+    [[nodiscard]] ModelBytes published_model() const;
+    [[nodiscard]] LearningStatus status() const;
+
+private:
+    struct Event {
+        enum class Kind { model, sent, request_failed } kind;
+        crypto::DeviceId from{};
+        std::vector<std::uint8_t> bytes;
+        std::uint64_t transfer = 0;
+        bool delivered = false;
+    };
+
+    LearningLoop(const crypto::DeviceId& self, data::Dataset train, std::optional<data::Dataset> test,
+                 LearningOptions options, const Clock& clock, std::function<void(std::string)> log,
+                 LearnerActionSink actions);
+    void run();
+    void drain_inbox(gossip::Time now);
+    void forward_actions();
+    void train_one_step(gossip::Time now);
+    void publish(gossip::Time now);
+    void evaluate_now(gossip::Time now);
+    void save_checkpoint();
+    [[nodiscard]] gossip::Time now() const { return clock_.now(); }
+    void push_event(Event event);
+
+    crypto::DeviceId self_;
+    data::Dataset train_;
+    data::Dataset holdout_;
+    std::optional<data::Dataset> test_;
+    LearningOptions options_;
+    const Clock& clock_;
+    std::function<void(std::string)> log_;
+    LearnerActionSink actions_;
+
+    model::Mlp model_;
+    model::Trainer trainer_;
+    gossip::GossipLearner learner_;
+    gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};
+    model::Rng order_rng_;
+    std::vector<std::uint32_t> order_;
+    std::size_t order_at_ = 0;
+    bool resumed_ = false;
+
+    gossip::Time next_publish_{};
+    gossip::Time next_eval_{};
+    gossip::Time next_checkpoint_{};
+    gossip::Time rate_since_{};
+    std::uint64_t rate_samples_ = 0;
+
+    mutable std::mutex mutex_;  // guards everything below
+    std::condition_variable wake_;
+    std::deque<Event> inbox_;
+    std::size_t queued_models_ = 0;
+    std::optional<std::vector<gossip::PeerInfo>> peers_;
+    ModelBytes published_;
+    LearningStatus status_;
+    bool stop_ = false;
+
+    std::thread thread_;
+};
+
+}  // namespace starling::runtime

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Real `starling node` processes on loopback training together: each of 4 nodes holds only 2 of
+# the 4 classes of a small synthetic problem, so alone none can pass 50% test accuracy; with
+# models exchanged over the authenticated streams every node must pass the floor below. Then a
+# node killed with -9 resumes from its checkpoint, and a newcomer pulls a peer's model before it
+# trains. Waits poll with generous bounds (no timing assertions); every process is cleaned up.
+#   check_node_training.sh STARLING_BINARY
+set -euo pipefail
+bin="$1"
+work="$(mktemp -d)"
+declare -A pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+
+fail() {
+  echo "FAIL: $*"
+  for f in n*.log; do echo "--- $f"; tail -n 40 "$f"; done
+  exit 1
+}
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.5 s until COMMAND succeeds
+  local limit="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    ((SECONDS < deadline)) || fail "$what (not within ${limit}s)"
+    sleep 0.5
+  done
+}
+
+# Four classes: the label is the index of the largest of the first 4 of 8 values (exact LCG).
+mkdir -p src
+awk 'function lcg() { x = (x * 16807) % 2147483647; return x / 2147483647 }
+  BEGIN { x = 11; print "label,a,b,c,d,e,f,g,h";
+  for (i = 0; i < 6000; i++) { best = 0; for (j = 0; j < 8; j++) v[j] = lcg() * 2 - 1;
+    for (j = 1; j < 4; j++) if (v[j] > v[best]) best = j;
+    printf "%d", best; for (j = 0; j < 8; j++) printf ",%.4f", v[j]; printf "\n" } }' > src/all.csv
+head -n 4001 src/all.csv > src/train.csv
+{ head -n 1 src/all.csv; tail -n 2000 src/all.csv; } > src/test.csv
+"$bin" data split --source src --nodes 5 --scheme classes:2 --seed 3 --out shards >/dev/null
+
+count=4
+net="127.$(($$ % 250 + 1)).1"
+addr() { echo "$net.$1:7946"; }
+name() { printf 'n%03d' "$1"; }
+# The governor stays on, with limits no busy test machine trips.
+governor=(--cpu-budget 100 --psi-cpu 100 --psi-memory 100 --psi-io 100 --busy-cpu 100)
+start() {
+  local i="$1"
+  "$bin" node --bundle "b/$(name "$i").bundle" --state "s$i" --listen "$(addr "$i")" \
+    --interface none --seed "$(addr 1)" --seed "$(addr 2)" \
+    --data "shards/node-$(printf '%03d' $((i - 1)))" --test shards/test --model 8-32-4 \
+    --batch 32 --eval-interval 2 --checkpoint-interval 2 "${governor[@]}" \
+    >>"$(name "$i").log" 2>&1 &
+  pids[$i]=$!
+}
+stat_of() { "$bin" members --state "s$1" --stats 2>/dev/null | sed -n "s/^$2 //p"; }
+# Test accuracy (as a percentage) of node INDEX at least FLOOR.
+accuracy_at_least() {
+  local a; a="$(stat_of "$1" test_accuracy)"
+  [[ -n "$a" ]] && awk -v a="$a" -v f="$2" 'BEGIN { exit !(a * 100 >= f) }'
+}
+counter_positive() { local v; v="$(stat_of "$1" "$2")"; [[ -n "$v" && "$v" -gt 0 ]]; }
+logged() { grep -qs -- "$2" "$(name "$1").log"; }
+everyone() {
+  local i
+  for i in $1; do "${@:2:1}" "$i" "${@:3}" || return 1; done
+}
+
+"$bin" cluster init --dir c --name training >/dev/null
+"$bin" cluster enroll --cluster c --count 5 --prefix n --out-dir b >/dev/null
+
+for i in $(seq 1 "$count"); do start "$i"; done
+# Alone a node sees 2 of 4 classes: at most ~50%. 70% needs the others' models.
+floor=70
+wait_for 240 "every node above ${floor}% test accuracy" everyone "1 2 3 4" accuracy_at_least "$floor"
+for i in 1 2 3 4; do
+  counter_positive "$i" models_sent || fail "n$i sent no model"
+  counter_positive "$i" learner_models_merged || fail "n$i merged no model"
+  [[ "$(stat_of "$i" transfer_in_failed_handshake)" == 0 ]] || fail "n$i refused a handshake"
+done
+wait_for 60 "a checkpoint on n003" test -s s3/model.ckpt
+
+# kill -9, restart on the same state directory: training resumes from the checkpoint.
+kill -KILL "${pids[3]}"; wait "${pids[3]}" 2>/dev/null || true; unset 'pids[3]'
+start 3
+wait_for 60 "n003 resumed from its checkpoint" logged 3 "training resumed from the checkpoint"
+wait_for 120 "n003 above ${floor}% after the restart" accuracy_at_least 3 "$floor"
+
+# A newcomer with no checkpoint pulls a peer's model before it trains.
+start 5
+wait_for 120 "the newcomer adopted a peer's model" logged 5 "caught up: adopted a peer's model"
+wait_for 120 "the newcomer above ${floor}%" accuracy_at_least 5 "$floor"
+
+"$bin" members --state s1 --json >/dev/null || fail "members json"
+kill -TERM "${pids[1]}"
+rc=0; wait "${pids[1]}" || rc=$?; unset 'pids[1]'
+[[ "$rc" == 0 ]] || fail "SIGTERM exit code $rc"
+echo "PASS"
