@@ -250,11 +250,15 @@ private:
                        .generation = from.generation, .transfer = id});
             return;
         }
-        // Both the sender's uplink and the receiver's downlink carry it, one transfer at a time.
+        // A switched LAN: the sender's uplink carries one transfer at a time into the switch,
+        // which queues it for the receiver's downlink (also one at a time). A busy receiver
+        // delays the arrival, not the sender's other transfers.
         const double seconds = static_cast<double>(bytes->size()) / sc_.bandwidth_bytes_per_second;
-        const double start = std::max({now_, from.up_free, to.down_free});
-        from.up_free = to.down_free = start + seconds;
-        const double arrive = start + seconds + sc_.latency_seconds;
+        const double up_start = std::max(now_, from.up_free);
+        from.up_free = up_start + seconds;
+        const double down_start = std::max(up_start, to.down_free);
+        to.down_free = down_start + seconds;
+        const double arrive = down_start + seconds + sc_.latency_seconds;
         if (sc_.loss > 0 && net_rng_.uniform() < sc_.loss) {
             push(Event{.at = arrive, .kind = EventKind::send_failed, .node = from.index,
                        .generation = from.generation, .transfer = id});

@@ -2,6 +2,7 @@
 // the starling-sim entry point for them. A measuring tool, so it reads the wall clock directly.
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -300,6 +301,7 @@ int training_main(const std::filesystem::path& scenario_path, int argc, char** a
                      (!train ? train.error() : test.error()).message.c_str());
         return 1;
     }
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines as they come, even into a file
     const auto started = std::chrono::steady_clock::now();
     auto report = simulate_training(*scenario, *train, *test, stdout);
     if (!report) {
