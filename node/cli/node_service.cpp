@@ -151,7 +151,7 @@ std::optional<crypto::EnrollmentBundle> wait_for_bundle(net::EventLoop& loop,
     attempt();
     if (!found) loop.run();
     retry.cancel();
-    if (stopped && !found) {
+    if (stopped) {  // even with a bundle in hand: SIGTERM was for this process
         service.stopping();
         return std::nullopt;
     }
