@@ -14,6 +14,7 @@ struct Row {
     std::string state;
     std::uint64_t incarnation = 0;
     std::string address;
+    std::string role;  // from the certificate; "" when the certificate is not held
 };
 
 std::string address_text(const membership::PeerAddress& a) {
@@ -37,10 +38,14 @@ std::string Node::metrics() const { return impl_->metrics_text(); }
 static std::vector<Row> rows_of(const Node::Impl& n) {
     std::vector<Row> rows;
     rows.push_back({n.own.name, crypto::to_hex(n.own.device), n.leaving ? "left" : "self",
-                    n.core.incarnation(), n.options.advertise.to_string()});
-    for (const membership::MemberView& m : n.core.members())
+                    n.core.incarnation(), n.options.advertise.to_string(),
+                    crypto::to_string(n.own.role)});
+    for (const membership::MemberView& m : n.core.members()) {
+        const crypto::Certificate* cert = n.peers.find(m.id);
         rows.push_back({n.peers.name_of(m.id), crypto::to_hex(m.id), membership::to_string(m.state),
-                        m.incarnation, address_text(m.address)});
+                        m.incarnation, address_text(m.address),
+                        cert != nullptr ? crypto::to_string(cert->role) : ""});
+    }
     return rows;
 }
 
@@ -65,7 +70,9 @@ std::string Node::Impl::members_json() const {
         out << (first ? "\n" : ",\n") << "  {\"name\": \"" << r.name << "\", \"device\": \""
             << r.device << "\", \"state\": \"" << r.state
             << "\", \"incarnation\": " << r.incarnation << ", \"address\": \"" << r.address
-            << "\"}";
+            << "\"";
+        if (!r.role.empty()) out << ", \"role\": \"" << r.role << "\"";
+        out << "}";
         first = false;
     }
     out << "\n]\n";

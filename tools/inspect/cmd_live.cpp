@@ -114,6 +114,16 @@ int run_members(const MembersArgs& a) {
     return kExitOk;
 }
 
+int run_log_level(const LogLevelArgs& a) {
+    if (!a.level.empty() && !runtime::parse_log_level(a.level))
+        return report_error(make_error(ErrorCode::invalid_argument,
+                                       "log level must be debug, info, warn or error"));
+    Result<std::string> reply = ask(a.source, a.level.empty() ? "log level" : "log level " + a.level);
+    if (!reply) return report_error(reply.error());
+    std::cout << *reply;
+    return kExitOk;
+}
+
 int run_watch(const WatchArgs& a) {
     const bool screen = !a.plain && !a.json && isatty(STDOUT_FILENO) == 1;
     const auto start = Clock::now();

@@ -47,6 +47,10 @@ struct TraceArgs {
     std::uint32_t interval_ms = 250;
     double duration_s = 0;
 };
+struct LogLevelArgs {
+    Source source;
+    std::string level;  // debug, info, warn, error; empty: show the current one
+};
 struct DecodeArgs {
     std::string capture;
     std::string bundle;
@@ -63,6 +67,7 @@ struct ReportArgs {
 int run_members(const MembersArgs& args);
 int run_watch(const WatchArgs& args);
 int run_trace(const TraceArgs& args);
+int run_log_level(const LogLevelArgs& args);
 int run_decode(const DecodeArgs& args);
 int run_report(const ReportArgs& args);
 

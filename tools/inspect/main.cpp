@@ -61,6 +61,13 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     trace->callback([t] { g_exit_code = run_trace(*t); });
 
+    auto l = std::make_shared<LogLevelArgs>();
+    CLI::App* level = app.add_subcommand(
+        "log-level", "Show or set the node's log level while it runs (debug shows refused datagrams)");
+    add_source(level, l->source);
+    level->add_option("level", l->level, "debug, info, warn or error (none: show it)");
+    level->callback([l] { g_exit_code = run_log_level(*l); });
+
     auto d = std::make_shared<DecodeArgs>();
     CLI::App* decode = app.add_subcommand(
         "decode", "Open and decode the Starling datagrams of a pcap capture with a bundle's keys");
