@@ -145,9 +145,15 @@ int run_node(const NodeArgs& given) {
         start_training(*settings, loop, n, clock, std::move(credentials), log_line);
     if (!started) return report(started.error());
     training = std::move(*started);
+    if (training)  // the history keeps what training adds to the member list (accuracy, loss)
+        n.set_history_members([&n, &training] {
+            return training ? training->answer(n, "members json") : n.answer("members json");
+        });
     std::unique_ptr<net::HttpServer> metrics;
     if (!a.metrics.empty()) {
-        Result<std::unique_ptr<net::HttpServer>> served = runtime::serve_metrics(loop, a.metrics, n);
+        Result<std::unique_ptr<net::HttpServer>> served = runtime::serve_metrics(
+            loop, a.metrics, n,
+            [&n, &training] { return training ? training->answer(n, "stats") : std::string(); });
         if (!served) return report(served.error());
         metrics = std::move(*served);
         log_line("metrics at http://" + metrics->endpoint().to_string() + "/metrics");

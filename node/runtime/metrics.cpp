@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <algorithm>
 #include <cassert>
 #include <charconv>
 #include <cmath>
@@ -111,6 +112,38 @@ void PrometheusText::sample(std::string_view type, std::string_view name, std::s
     out_ += ' ';
     out_ += metric_value(value);
     out_ += '\n';
+}
+
+std::string stats_as_gauges(std::string_view stats, std::string_view skip, std::string_view prefix) {
+    const auto keys_of = [](std::string_view text) {
+        std::vector<std::pair<std::string, std::string>> lines;
+        while (!text.empty()) {
+            const std::size_t end = std::min(text.find('\n'), text.size());
+            const std::string_view line = text.substr(0, end);
+            text.remove_prefix(std::min(end + 1, text.size()));
+            const std::size_t space = line.find(' ');
+            if (space == std::string_view::npos || space == 0) continue;
+            lines.emplace_back(std::string(line.substr(0, space)), std::string(line.substr(space + 1)));
+        }
+        return lines;
+    };
+    std::vector<std::string> skipped;
+    for (const auto& [key, value] : keys_of(skip)) skipped.push_back(key);
+    PrometheusText p;
+    for (auto& [key, value] : keys_of(stats)) {
+        if (std::find(skipped.begin(), skipped.end(), key) != skipped.end()) continue;
+        double number = 0.0;
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+        if (ec != std::errc{} || end != value.data() + value.size() || !std::isfinite(number)) continue;
+        std::string name(prefix);
+        for (const char c : key) {
+            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+            name += ok ? c : '_';
+        }
+        if (!valid_metric_name(name)) continue;
+        p.gauge(name, "From the node's stats answer: " + key, number);
+    }
+    return p.text();
 }
 
 Result<ProcessUsage> read_process_usage(const std::filesystem::path& proc_self) {

@@ -38,6 +38,11 @@ private:
 // A sample value as Prometheus spells it: integers exactly, NaN, +Inf, -Inf.
 [[nodiscard]] std::string metric_value(double value);
 
+// "key value" lines of a stats answer as gauges named `prefix` + key (keys sanitized to metric
+// names), leaving out keys that `skip` (another stats answer) has and values that are not numbers.
+[[nodiscard]] std::string stats_as_gauges(std::string_view stats, std::string_view skip,
+                                          std::string_view prefix);
+
 struct ProcessUsage {
     std::uint64_t resident_bytes = 0;
     double cpu_seconds = 0.0;  // user + system

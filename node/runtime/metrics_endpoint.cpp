@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "node/runtime/metrics.hpp"
+
 namespace starling::runtime {
 
 Result<net::Ipv4Endpoint> parse_metrics_address(std::string_view text) {
@@ -15,13 +17,18 @@ Result<net::Ipv4Endpoint> parse_metrics_address(std::string_view text) {
 }
 
 Result<std::unique_ptr<net::HttpServer>> serve_metrics(net::EventLoop& loop, std::string_view address,
-                                                       const Node& node) {
+                                                       const Node& node,
+                                                       std::function<std::string()> more_stats) {
     Result<net::Ipv4Endpoint> at = parse_metrics_address(address);
     if (!at) return at.error();
-    return net::HttpServer::open(loop, *at, [&node](std::string_view path) -> std::optional<std::string> {
-        if (path != "/metrics") return std::nullopt;
-        return node.metrics();
-    });
+    return net::HttpServer::open(
+        loop, *at,
+        [&node, more = std::move(more_stats)](std::string_view path) -> std::optional<std::string> {
+            if (path != "/metrics") return std::nullopt;
+            std::string text = node.metrics();
+            if (more) text += stats_as_gauges(more(), node.answer("stats"), "starling_training_");
+            return text;
+        });
 }
 
 }  // namespace starling::runtime

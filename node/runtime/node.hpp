@@ -79,6 +79,10 @@ public:
     [[nodiscard]] std::string answer(std::string_view request) const;
     // The Prometheus text exposition of the node's metrics (node/runtime/metrics.hpp).
     [[nodiscard]] std::string metrics() const;
+    // Where the metrics history takes its member list from (default: the node's own "members
+    // json"); the training layer gives its annotated one (model version, accuracy, loss). Called
+    // on the node's thread.
+    void set_history_members(std::function<std::string()> members_json);
 
     [[nodiscard]] std::size_t live_peers() const;
     [[nodiscard]] const crypto::Certificate& certificate() const;

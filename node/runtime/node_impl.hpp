@@ -80,6 +80,7 @@ struct Observed {
     bool history_failed = false;
     Time next_history{};
     membership::Incarnation first_incarnation = 0;
+    std::function<std::string()> history_members;  // Node::set_history_members
 };
 
 struct Parked {

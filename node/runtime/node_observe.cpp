@@ -203,7 +203,7 @@ std::string Node::Impl::history_line() const {
     const net::TransportCounters& t = transport.counters();
     std::uint64_t refused = 0;
     for (const std::uint64_t d : stats.drops) refused += d;
-    std::string members = members_json();
+    std::string members = observed.history_members ? observed.history_members() : members_json();
     while (!members.empty() && (members.back() == '\n' || members.back() == ' ')) members.pop_back();
     for (char& c : members)
         if (c == '\n') c = ' ';

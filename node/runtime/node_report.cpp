@@ -35,6 +35,10 @@ std::string Node::answer(std::string_view request) const {
 
 std::string Node::metrics() const { return impl_->metrics_text(); }
 
+void Node::set_history_members(std::function<std::string()> members_json) {
+    impl_->observed.history_members = std::move(members_json);
+}
+
 static std::vector<Row> rows_of(const Node::Impl& n) {
     std::vector<Row> rows;
     rows.push_back({n.own.name, crypto::to_hex(n.own.device), n.leaving ? "left" : "self",

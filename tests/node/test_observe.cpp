@@ -57,6 +57,18 @@ TEST_CASE("Prometheus text: HELP and TYPE once per family, labels escaped, exact
     CHECK_FALSE(valid_metric_name(""));
 }
 
+TEST_CASE("another layer's stats lines become gauges; the node's own and non-numbers do not") {
+    const std::string node_stats = "opened 12\nlive_members 4\n";
+    const std::string all = "opened 12\nlive_members 4\ntraining_samples_per_second 812.5\n"
+                            "model-version 7\nmode sgd\nbroken\n";
+    const std::string g = stats_as_gauges(all, node_stats, "starling_training_");
+    CHECK(g.find("starling_training_training_samples_per_second 812.5\n") != std::string::npos);
+    CHECK(g.find("starling_training_model_version 7\n") != std::string::npos);
+    CHECK(g.find("opened") == std::string::npos);
+    CHECK(g.find("starling_training_mode ") == std::string::npos);
+    CHECK(count(g, "# TYPE ") == 2);
+}
+
 TEST_CASE("process usage from /proc files, and malformed ones refused") {
     testing::TempDir dir("proc-self");
     write(dir.path() / "statm", "1000 250 100 1 0 300 0\n");

@@ -240,6 +240,10 @@ TEST_CASE("JSON reader: values, escapes and bounds") {
     CHECK(j->find("a")->items().size() == 3);
     CHECK(j->find("a")->items()[2].as_number() == -300.0);
     CHECK(j->string_at("s") == "x\"\xc3\xa9");
+    Result<Json> loose = parse_json(R"({"loss": -nan, "x": inf})");
+    REQUIRE(loose.ok());
+    CHECK_FALSE(loose->number_at("loss").has_value());
+    CHECK(loose->find("loss") != nullptr);
     CHECK_FALSE(parse_json("{\"a\": }").ok());
     CHECK_FALSE(parse_json("[1, 2").ok());
     CHECK_FALSE(parse_json("1 2").ok());

@@ -240,6 +240,14 @@ private:
             out.boolean_ = c == 't';
             return literal(c == 't' ? "true" : "false");
         }
+        // Not JSON, but what printf("%f") writes for a value not known yet (a loss before the
+        // first evaluation): read as null rather than refusing the node's whole answer.
+        for (const std::string_view word : {"nan", "-nan", "inf", "-inf"})
+            if (text_.substr(pos_, word.size()) == word) {
+                pos_ += word.size();
+                out.type_ = Json::Type::null;
+                return true;
+            }
         if (c == 'n') {
             out.type_ = Json::Type::null;
             return literal("null");

@@ -54,6 +54,7 @@ private:
 };
 
 // One JSON value filling `text` (whitespace around it allowed): malformed or too_large otherwise.
+// The bare words nan, -nan, inf and -inf (printf's spelling of unknown values) read as null.
 [[nodiscard]] Result<Json> parse_json(std::string_view text);
 // Each non-empty line of `text` as one JSON value (the control socket's "since N" answers).
 [[nodiscard]] Result<std::vector<Json>> parse_json_lines(std::string_view text);
