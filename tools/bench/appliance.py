@@ -10,9 +10,12 @@
                machine from /proc/PID/stat (utime + stime over wall time x cores), robust to
                other load; PSI and busy back-off are turned off in its config to isolate the
                budget (they are tested in tests/firmware).
+  --no-backoff  citizenship with PSI and busy back-off off as well: what SCHED_IDLE and the
+               budget alone cost the foreground (on a machine shared with other work the default
+               back-off may pause the trainer throughout, and the figure is then noise).
 
   appliance.py STARLING {cold-start|citizenship|budget|all} [--runs 20] [--seconds 60]
-               [--budget 25] [--data /usr/share/datasets/fashion-mnist]
+               [--budget 25] [--data /usr/share/datasets/fashion-mnist] [--no-backoff]
 """
 import argparse
 import hashlib
@@ -106,9 +109,17 @@ def stop(proc):
     proc.wait()
 
 
-def citizenship(binary, data, seconds, work):
+def no_backoff_config(work):
+    config = f"{work}/no-backoff.toml"
+    with open(config, "w") as f:
+        f.write("[governor]\npsi_cpu = 100\npsi_memory = 100\npsi_io = 100\nbusy_cpu = 100\n")
+    return config
+
+
+def citizenship(binary, data, seconds, work, backoff):
     alone = foreground(seconds)
-    trainer = start_trainer(binary, data, "auto", work)
+    trainer = start_trainer(binary, data, "auto", work,
+                            None if backoff else no_backoff_config(work))
     ticks0, t0 = cpu_ticks(trainer.pid), time.monotonic()
     beside = foreground(seconds)
     share = (cpu_ticks(trainer.pid) - ticks0) / TICKS / ((time.monotonic() - t0) * CORES)
@@ -116,15 +127,12 @@ def citizenship(binary, data, seconds, work):
     again = foreground(seconds)
     base = (alone + again) / 2
     print(f"citizenship: foreground {alone:.1f} / {again:.1f} MiB/s alone, {beside:.1f} beside "
-          f"the trainer (default budget): drop {100 * (1 - beside / base):.1f}%; trainer's CPU "
+          f"the trainer (default budget{'' if backoff else ', no back-off'}): drop {100 * (1 - beside / base):.1f}%; trainer's CPU "
           f"share {100 * share:.1f}% of {CORES} cores ({seconds:.0f} s each)")
 
 
 def budget(binary, data, pct, seconds, work):
-    config = f"{work}/budget.toml"
-    with open(config, "w") as f:
-        f.write("[governor]\npsi_cpu = 100\npsi_memory = 100\npsi_io = 100\nbusy_cpu = 100\n")
-    trainer = start_trainer(binary, data, f"{pct}%", work, config)
+    trainer = start_trainer(binary, data, f"{pct}%", work, no_backoff_config(work))
     time.sleep(2)  # past the first burst of banked budget
     ticks0, t0 = cpu_ticks(trainer.pid), time.monotonic()
     time.sleep(seconds)
@@ -142,6 +150,7 @@ def main():
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--budget", type=int, default=25)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--no-backoff", action="store_true")
     a = p.parse_args()
     binary = os.path.abspath(a.binary)
     with tempfile.TemporaryDirectory(prefix="starling-bench-") as work:
@@ -149,7 +158,7 @@ def main():
         if a.what in ("cold-start", "all"):
             cold_start(binary, a.runs, work)
         if a.what in ("citizenship", "all"):
-            citizenship(binary, a.data, min(a.seconds, 30), work)
+            citizenship(binary, a.data, min(a.seconds, 30), work, not a.no_backoff)
         if a.what in ("budget", "all"):
             budget(binary, a.data, a.budget, a.seconds, work)
 
