@@ -141,8 +141,13 @@ int run_node(const NodeArgs& given) {
             return training ? training->answer(n, request) : n.answer(request);
         });
     if (!control) return report(control.error());
+    // An observer (its certificate's role) runs membership only: it never trains and never
+    // serves, pulls or sends a model.
+    const bool observer = n.certificate().role == crypto::Role::observer;
+    if (observer) log_line("observer: membership only, no training and no model exchange");
     Result<std::unique_ptr<NodeTraining>> started =
-        start_training(*settings, loop, n, clock, std::move(credentials), log_line);
+        observer ? Result<std::unique_ptr<NodeTraining>>(nullptr)
+                 : start_training(*settings, loop, n, clock, std::move(credentials), log_line);
     if (!started) return report(started.error());
     training = std::move(*started);
     if (training)  // the history keeps what training adds to the member list (accuracy, loss)

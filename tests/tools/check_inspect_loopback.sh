@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # starling-inspect against five real `starling node` processes on loopback addresses: `members`
 # lists all five; the Prometheus endpoint counts them; `trace` shows probes as they happen;
-# `watch` in plain-line mode shows a kill -9 as a failure; `decode` opens a capture tshark took
+# `watch` in plain-line mode shows a kill -9 as a failure; an observer (bundle role observer)
+# is listed as one and, though given data, never trains; `decode` opens a capture tshark took
 # on the nodes' addresses; `report` writes HTML that parses, and a headless Chromium screenshot
 # of it is not blank. A part whose tool is missing (tshark, chromium, python3) or cannot run
 # here prints "SKIPPED PART: <why>" instead of passing silently. Waits poll with a bound; every
@@ -22,7 +23,7 @@ cd "$work"
 
 fail() {
   echo "FAIL: $*"
-  for f in n*.log watch.log decode.log tshark.err; do [[ -e "$f" ]] && { echo "--- $f"; tail -n 40 "$f"; }; done
+  for f in n*.log watcher.log watch.log decode.log tshark.err; do [[ -e "$f" ]] && { echo "--- $f"; tail -n 40 "$f"; }; done
   exit 1
 }
 skipped() { echo "SKIPPED PART: $*"; }
@@ -54,6 +55,8 @@ logged() { grep -q -- "$2" "$1"; }
 
 "$bin" cluster init --dir c --name inspect >/dev/null
 "$bin" cluster enroll --cluster c --count "$count" --prefix n --out-dir b >/dev/null
+"$bin" cluster enroll --cluster c --name watcher --role observer --out b/watcher.bundle >/dev/null
+mkdir -p data && { echo "label,a,b"; for i in $(seq 1 200); do echo "$((i % 2)),0.$i,0.5"; done; } >data/train.csv
 
 # A capture of everything the nodes send, if tshark may capture here.
 capture=""
@@ -68,10 +71,16 @@ else
 fi
 
 for i in $(seq 1 "$count"); do start "$i"; done
-wait_for 30 "members lists all five" listed "$count"
+"$bin" node --bundle b/watcher.bundle --state sw --listen "$net.99:$port" --interface none \
+  --seed "$(addr 1)" --data data --model 2-4-2 >>watcher.log 2>&1 &
+pids[watcher]=$!
+wait_for 30 "members lists all five and the observer" listed $((count + 1))
 table="$("$inspect" members --state s1)"
 for i in $(seq 1 "$count"); do grep -q "$(name "$i")" <<<"$table" || fail "the table misses $(name "$i")"; done
-echo "members: all $count listed"
+grep -q "^watcher .* observer " <<<"$table" || fail "the observer is not listed as one: $table"
+logged watcher.log "observer: membership only" || fail "the observer did not say it runs membership only"
+! logged watcher.log "training on" || fail "the observer trains"
+echo "members: all $count listed, and the observer as an observer"
 
 # Prometheus text over HTTP/1.0 (bash's /dev/tcp: no client needed).
 exec 3<>"/dev/tcp/$net.1/$metrics_port"
@@ -79,9 +88,9 @@ printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
 scrape="$(cat <&3)"
 exec 3<&-
 grep -q '^HTTP/1.0 200 OK' <<<"$scrape" || fail "metrics endpoint: $(head -1 <<<"$scrape")"
-grep -q "^starling_members{state=\"alive\"} $count" <<<"$scrape" || fail "metrics do not count $count alive"
+grep -q "^starling_members{state=\"alive\"} $((count + 1))" <<<"$scrape" || fail "metrics do not count $((count + 1)) alive"
 grep -q '^process_resident_memory_bytes ' <<<"$scrape" || fail "metrics lack the process RSS"
-echo "metrics: $count alive, $(grep -c '^starling_' <<<"$scrape") starling samples"
+echo "metrics: $((count + 1)) alive, $(grep -c '^starling_' <<<"$scrape") starling samples"
 
 [[ "$("$inspect" log-level --state s1 debug)" == "ok debug" ]] || fail "log-level debug"
 [[ "$("$inspect" log-level --state s1)" == "debug" ]] || fail "log-level does not read back"
