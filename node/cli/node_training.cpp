@@ -70,6 +70,7 @@ std::string NodeTraining::answer(const runtime::Node& node, std::string_view req
     if (request == "models json") return parts_->exchange->models_json();
     std::string reply = node.answer(request);
     if (request == "stats") reply += parts_->exchange->stats_text();
+    if (request == "members json") reply = parts_->exchange->annotate_members_json(reply);
     return reply;
 }
 

@@ -247,8 +247,12 @@ void LearningLoop::train_one_step(gossip::Time t) {
     (void)trainer_.step(train_, std::span<const std::uint32_t>(order_).subspan(order_at_, n));
     order_at_ += n;
     rate_samples_ += n;
-    learner_.on_local_samples(n, t);
-    forward_actions();
+    unreported_samples_ += n;
+    if (t >= next_report_) {
+        next_report_ = t + kLearnerReportInterval;
+        learner_.on_local_samples(std::exchange(unreported_samples_, 0), t);
+        forward_actions();
+    }
     if (t >= next_publish_) publish(t);
     if (t >= next_eval_) evaluate_now(t);
     if (t >= next_checkpoint_) {

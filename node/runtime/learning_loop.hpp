@@ -39,6 +39,10 @@ inline constexpr std::size_t kMaxQueuedEvents = 256;
 // The held-out slice of the local shard each evaluation uses, and the test rows it uses.
 inline constexpr std::size_t kDefaultHoldoutRows = 1000;
 inline constexpr std::size_t kDefaultEvalTestRows = 2000;
+// Local progress reaches the learner at most this often, so a fast device on a small model does
+// not start rounds (each a connection and a handshake per peer) faster than links and the
+// peers' handshake rate limits take them: at most ~5 rounds a second.
+inline constexpr std::chrono::milliseconds kLearnerReportInterval{200};
 // Where the node keeps its model in its state directory.
 inline constexpr const char* kModelCheckpointName = "model.ckpt";
 
@@ -159,6 +163,8 @@ private:
     gossip::Time next_eval_{};
     gossip::Time next_checkpoint_{};
     gossip::Time rate_since_{};
+    gossip::Time next_report_{};
+    std::uint64_t unreported_samples_ = 0;
     std::uint64_t rate_samples_ = 0;
 
     mutable std::mutex mutex_;  // guards everything below

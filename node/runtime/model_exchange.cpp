@@ -247,6 +247,47 @@ std::string ModelExchange::stats_text() const {
     return out.str();
 }
 
+std::string ModelExchange::annotate_members_json(const std::string& members) const {
+    const LearningStatus s = learning_.status();
+    const std::string self = crypto::to_hex(node_.certificate().device);
+    const membership::Time now = clock_.now();
+    std::istringstream in(members);
+    std::ostringstream out;
+    std::string line;
+    constexpr std::string_view kDevice = "\"device\": \"";
+    while (std::getline(in, line)) {
+        const std::size_t at = line.find(kDevice);
+        const std::size_t close = line.rfind('}');
+        if (at != std::string::npos && close != std::string::npos) {
+            const std::size_t start = at + kDevice.size();
+            const std::string hex = line.substr(start, line.find('"', start) - start);
+            std::string fields;
+            if (hex == self) {
+                const std::optional<Evaluated>& acc = s.test ? s.test : s.holdout;
+                fields = ", \"model_version\": " + std::to_string(s.version) +
+                         ", \"model_age\": 0, \"samples\": " + std::to_string(s.samples_seen);
+                if (acc) fields += ", \"accuracy\": " + fixed(acc->accuracy);
+                if (s.holdout) fields += ", \"loss\": " + fixed(s.holdout->loss);
+            } else {
+                for (const auto& [id, h] : heard_) {
+                    if (crypto::to_hex(id) != hex) continue;
+                    const std::uint16_t p = h.announce.test_permille != kNoAccuracy
+                                                ? h.announce.test_permille
+                                                : h.announce.holdout_permille;
+                    fields = ", \"model_version\": " + std::to_string(h.announce.version) +
+                             ", \"model_age\": " +
+                             fixed(static_cast<double>((now - h.at).count()) / 1e6, "%.1f") +
+                             ", \"samples\": " + std::to_string(h.announce.samples_seen);
+                    if (p != kNoAccuracy) fields += ", \"accuracy\": " + accuracy_json(p);
+                }
+            }
+            line.insert(close, fields);
+        }
+        out << line << '\n';
+    }
+    return out.str();
+}
+
 std::string ModelExchange::models_json() const {
     const LearningStatus s = learning_.status();
     std::ostringstream out;

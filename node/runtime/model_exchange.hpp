@@ -68,6 +68,9 @@ public:
     // Lines appended to the node's "stats" answer, and the "models json" answer.
     [[nodiscard]] std::string stats_text() const;
     [[nodiscard]] std::string models_json() const;
+    // The node's "members json" (one object per line) with each training member's model fields
+    // added: model_version, model_age (seconds since heard), samples, accuracy, loss (own only).
+    [[nodiscard]] std::string annotate_members_json(const std::string& members) const;
 
 private:
     struct Heard {

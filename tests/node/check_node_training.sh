@@ -95,7 +95,7 @@ start 5
 wait_for 120 "the newcomer adopted a peer's model" logged 5 "caught up: adopted a peer's model"
 wait_for 120 "the newcomer above ${floor}%" accuracy_at_least 5 "$floor"
 
-"$bin" members --state s1 --json >/dev/null || fail "members json"
+"$bin" members --state s1 --json | grep -q '"accuracy": [01]\.' || fail "members json shows no accuracy"
 kill -TERM "${pids[1]}"
 rc=0; wait "${pids[1]}" || rc=$?; unset 'pids[1]'
 [[ "$rc" == 0 ]] || fail "SIGTERM exit code $rc"
