@@ -199,7 +199,10 @@ void CaptureDecoder::State::describe(std::span<const std::uint8_t> plaintext,
                 case runtime::DiscoveryKind::beacon: {
                     out.kind = "beacon";
                     Result<crypto::Certificate> cert = crypto::decode_certificate(d->beacon.certificate);
-                    const bool learned = table.learn(d->beacon.certificate) != runtime::PeerTable::Learned::refused;
+                    // This device's own certificate is not a peer's: never "learned", never refused.
+                    const bool own = cert && cert->device == bundle.certificate.device;
+                    const bool learned =
+                        own || table.learn(d->beacon.certificate) != runtime::PeerTable::Learned::refused;
                     std::string flags;
                     if (d->beacon.flags & runtime::kBeaconSeeking) flags += " seeking";
                     if (d->beacon.flags & runtime::kBeaconAnswerMe) flags += " answer-me";
@@ -222,7 +225,8 @@ void CaptureDecoder::State::describe(std::span<const std::uint8_t> plaintext,
                     out.kind = "certificates";
                     for (const auto& bytes : d->certificates) {
                         Result<crypto::Certificate> cert = crypto::decode_certificate(bytes);
-                        const bool learned = table.learn(bytes) != runtime::PeerTable::Learned::refused;
+                        const bool learned = (cert && cert->device == bundle.certificate.device) ||
+                                             table.learn(bytes) != runtime::PeerTable::Learned::refused;
                         out.details.push_back(cert ? "certificate " + cert->name + (learned ? "" : " (refused)")
                                                    : "certificate (malformed)");
                     }
