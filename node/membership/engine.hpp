@@ -123,6 +123,10 @@ struct Engine {
     // ---- spread.cpp ----
     void gossip(Time now);
     void start_sync(Time now, const PeerAddress& to, const std::optional<DeviceId>& device);
+    // The periodic opener: one small datagram carrying table_summary().
+    void offer_summary(const PeerAddress& to, const DeviceId& device);
+    // Order-independent hash of every (id, incarnation, state) this node holds, itself included.
+    [[nodiscard]] std::uint64_t table_summary() const;
     void on_sync(Time now, const PeerAddress& from, const DeviceId& sender, const Message& m);
     void send_join(Time now, const PeerAddress& seed);
     void reconnect(Time now);

@@ -96,7 +96,7 @@ void Engine::on_tick(Time now) {
         if (now >= next_sync_at) {
             std::vector<const Member*> peer;
             pick_live(1, nullptr, peer);
-            if (!peer.empty()) start_sync(now, peer.front()->record.address, peer.front()->id());
+            if (!peer.empty()) offer_summary(peer.front()->record.address, peer.front()->id());
             next_sync_at = now + sync_interval();
         }
         if (early_syncs_left > 0 && now >= next_early_sync_at) {

@@ -69,6 +69,7 @@ struct Counters {
     std::uint64_t table_full = 0;       // a new member past max_members
     std::uint64_t relays_full = 0;      // a ping-req past limits::kMaxPendingRelays
     std::uint64_t replies_limited = 0;  // a join or digest reply past its per-second limit
+    std::uint64_t summaries_matched = 0;  // a peer's table summary equal to ours: no exchange
     std::uint64_t sends_dropped = 0;    // the driver did not drain take_actions() in time
 };
 

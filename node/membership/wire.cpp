@@ -55,6 +55,7 @@ void Message::clear() {
     target = {};
     target_address = {};
     sync_flags = 0;
+    summary = 0;
     digests.clear();
     wants.clear();
     records.clear();
@@ -111,7 +112,7 @@ flatbuffers::Offset<void> encode_body(flatbuffers::FlatBufferBuilder& b, const M
             });
             const auto wants = struct_vector<fbs::Id>(
                 b, m.wants, [](const DeviceId& id) { return to_wire(id); });
-            return fbs::CreateSync(b, m.sync_flags, digests, wants).Union();
+            return fbs::CreateSync(b, m.sync_flags, digests, wants, m.summary).Union();
         }
     }
     return 0;
@@ -184,6 +185,7 @@ bool decode_sync(const fbs::Sync& s, Message& out) {
         length(s.wants()) > limits::kMaxWantsPerMessage)
         return false;
     out.sync_flags = s.flags();
+    out.summary = s.summary();
     if (s.digests() != nullptr) {
         for (const fbs::Digest* d : *s.digests()) {
             if (!valid_state(d->state())) return false;

@@ -20,7 +20,10 @@ enum class MessageKind : std::uint8_t { ping = 1, ack = 2, nack = 3, ping_req = 
 inline constexpr std::uint8_t kSyncJoin = 1;
 inline constexpr std::uint8_t kSyncReply = 2;
 inline constexpr std::uint8_t kSyncJoinAnswer = 4;
-inline constexpr std::uint8_t kSyncKnownFlags = kSyncJoin | kSyncReply | kSyncJoinAnswer;
+// The periodic anti-entropy opener: only `summary`, a hash of the sender's table; the receiver
+// starts a digest exchange only if its own table hashes differently.
+inline constexpr std::uint8_t kSyncSummary = 8;
+inline constexpr std::uint8_t kSyncKnownFlags = kSyncJoin | kSyncReply | kSyncJoinAnswer | kSyncSummary;
 
 struct Message {
     MessageKind kind = MessageKind::gossip;
@@ -30,6 +33,7 @@ struct Message {
     std::uint8_t sync_flags = 0;   // sync
     std::vector<Digest> digests;   // sync
     std::vector<DeviceId> wants;   // sync
+    std::uint64_t summary = 0;     // sync with kSyncSummary
     std::vector<SignedRecord> records;      // any kind: piggybacked or answering a sync
     std::vector<Accusation> accusations;    // any kind
 

@@ -51,6 +51,7 @@ std::vector<std::uint8_t> message_from_recipe(std::span<const std::uint8_t> byte
     m.target = r.id();
     m.target_address = r.address();
     m.sync_flags = r.byte() & detail::kSyncKnownFlags;
+    m.summary = r.byte();
     for (int n = r.byte() % 4; n > 0; --n)
         m.digests.push_back({r.id(), r.byte() % 5u, static_cast<MemberState>(r.byte() % 4)});
     for (int n = r.byte() % 3; n > 0; --n) m.wants.push_back(r.id());
