@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 #include <vector>
 
@@ -149,4 +150,44 @@ TEST_CASE("a partitioned half learns only its classes, then converges after the 
                                 << r.final_full.min);
     CHECK(before_heal < 0.55);  // two classes of four
     CHECK(r.final_full.min > 0.75);
+}
+
+TEST_CASE("training scenario files: the shipped ones parse, errors name file and line") {
+    const std::filesystem::path dir =
+        std::filesystem::path(STARLING_TEST_DATA_DIR) / ".." / ".." / "tools" / "sim" / "scenarios";
+    int found = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        if (!entry.path().filename().string().starts_with("train-")) continue;
+        CAPTURE(entry.path().filename().string());
+        CHECK(is_training_scenario(entry.path()));
+        const auto sc = load_training_scenario(entry.path());
+        CHECK(sc.ok());
+        ++found;
+    }
+    CHECK(found >= 6);
+    CHECK_FALSE(is_training_scenario(dir / "join-100.txt"));
+
+    const auto sc = parse_training_scenario(
+        "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int8\n"
+        "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
+        "t.txt");
+    REQUIRE(sc.ok());
+    CHECK(sc->speeds[0] == doctest::Approx(0.3));
+    CHECK(sc->speeds[9] == doctest::Approx(0.5));
+    CHECK(sc->learner.encoding == gossip::Encoding::int8);
+    REQUIRE(sc->events.size() == 3);
+    CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
+    CHECK(sc->events[1].groups.size() == 2);
+
+    const auto bad = [](std::string_view text) {
+        const auto r = parse_training_scenario(text, "t.txt");
+        REQUIRE_FALSE(r.ok());
+        return r.error().message;
+    };
+    CHECK(bad("nodes 10\n").starts_with("t.txt:1:"));
+    CHECK(bad("training\nnodes 10\nclass 0-10 i7\n").starts_with("t.txt:3:"));
+    CHECK(bad("training\nfanout 0\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nencoding int4\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nat 1s explode 3\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nwarp 9\n").starts_with("t.txt:2: unknown setting"));
 }
