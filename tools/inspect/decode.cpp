@@ -171,6 +171,8 @@ void CaptureDecoder::State::describe(std::span<const std::uint8_t> plaintext,
                 if (m.sync_flags & membership::detail::kSyncJoin) flags += " join";
                 if (m.sync_flags & membership::detail::kSyncReply) flags += " reply";
                 if (m.sync_flags & membership::detail::kSyncJoinAnswer) flags += " join-answer";
+                if (m.sync_flags & membership::detail::kSyncSummary)
+                    flags += " summary " + std::to_string(m.summary);
                 out.details.push_back("sync" + (flags.empty() ? std::string(" -") : flags) + ", " +
                                       std::to_string(m.digests.size()) + " digests, " +
                                       std::to_string(m.wants.size()) + " wants");
