@@ -279,7 +279,9 @@ def node_stats(cluster, n):
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/status") as f:
-            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+            rss = next((int(l.split()[1]) for l in f if l.startswith("VmRSS:")), None)
+        if rss is None:  # a zombie: the process is gone and its parent has not reaped it yet
+            raise RuntimeError(f"node {i} (pid {pid}) exited during the measurement")
         counter = lambda what: int(open(f"/sys/class/net/stlv{i}/statistics/{what}").read())
         ip_in, ip_out = ip_octets(pid)
         stats[i] = {
