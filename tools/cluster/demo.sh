@@ -4,11 +4,14 @@
 # cluster and enrolls N devices, splits the data, starts one `starling node` per device -- on a
 # LAN of network namespaces found by beacons when run as root (tools/cluster/launch.sh), else on
 # loopback addresses joined by explicit seeds -- prints one progress line every few seconds,
-# and ends with each device's accuracy on the whole test set and the cluster's mean and min.
+# shows the cluster as one device sees it (starling-inspect members, and an HTML report of its
+# metrics history in build/demo-report/), and ends with each device's accuracy on the whole test
+# set and the cluster's mean and min.
 # Ctrl-C or any exit stops every node and removes the namespaces and the work directory.
 #
 #   demo.sh [--nodes N] [--seconds S] [--scheme iid|classes:K|dirichlet:A] [--encoding E]
 #           [--data DIR] [--bin STARLING] [--loopback] [--deps] [--keep DIR]
+#     --bin       a starling binary; starling-inspect is taken from beside it
 #     --deps      run tools/install-deps.sh first (a fresh Debian 12 machine)
 #     --loopback  loopback addresses even as root
 #     --keep DIR  keep the work (logs, state dirs, checkpoints) in DIR instead of a temp dir
@@ -20,7 +23,7 @@ nodes=16 seconds=150 scheme=iid encoding=fp32 data=/usr/share/datasets/fashion-m
 bin="" loopback=0 deps=0 keep=""
 readonly PROGRESS_EVERY=5 MAX_NODES=240
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while (($#)); do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
@@ -43,10 +46,13 @@ done
 if ((deps)); then bash "$root/tools/install-deps.sh"; fi
 if [[ -z "$bin" ]]; then
   echo "== building the static release"
-  (cd "$root" && cmake --preset release >/dev/null && cmake --build build/release --target starling)
+  (cd "$root" && cmake --preset release >/dev/null &&
+     cmake --build build/release --target starling starling-inspect)
   bin="$root/build/release/bin/starling"
 fi
 bin="$(realpath "$bin")"
+inspect="$(dirname "$bin")/starling-inspect"
+report_dir="$root/build/demo-report"
 [[ -d "$data" ]] || { echo "demo.sh: no dataset at $data (apt install dataset-fashion-mnist, or --deps)" >&2; exit 1; }
 
 lan=0
@@ -121,6 +127,18 @@ while ((SECONDS - started < seconds)); do
     echo "waiting for the first evaluations"
   fi
 done
+
+if [[ -x "$inspect" ]]; then
+  echo "== the cluster as $(name 1) sees it: starling-inspect members --state STATE"
+  "$inspect" members --state "$work/state/1" || echo "   (starling-inspect could not read $(name 1))"
+  if "$inspect" report --state "$work/state/1" --out "$report_dir" >/dev/null; then
+    echo "   metrics history of $(name 1) over the run: $report_dir/index.html"
+  else
+    echo "   (no report: $(name 1) has no metrics history yet)"
+  fi
+else
+  echo "== (no starling-inspect beside $bin: the inspection view is skipped)"
+fi
 
 echo "== stopping (each node leaves and writes its last checkpoint)"
 total_bytes=0 cpu_ticks=0
