@@ -150,10 +150,12 @@ int run_node(const NodeArgs& given) {
                  : start_training(*settings, loop, n, clock, std::move(credentials), log_line);
     if (!started) return report(started.error());
     training = std::move(*started);
-    if (training)  // the history keeps what training adds to the member list (accuracy, loss)
+    if (training) {  // the history keeps what training adds (accuracy, loss, consensus distance)
         n.set_history_members([&n, &training] {
             return training ? training->answer(n, "members json") : n.answer("members json");
         });
+        n.set_history_fields([&training] { return training ? training->history_fields() : ""; });
+    }
     std::unique_ptr<net::HttpServer> metrics;
     if (!a.metrics.empty()) {
         Result<std::unique_ptr<net::HttpServer>> served = runtime::serve_metrics(

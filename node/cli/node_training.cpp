@@ -74,6 +74,8 @@ std::string NodeTraining::answer(const runtime::Node& node, std::string_view req
     return reply;
 }
 
+std::string NodeTraining::history_fields() const { return parts_->exchange->history_fields(); }
+
 StreamCredentials stream_credentials(const crypto::EnrollmentBundle& bundle) {
     StreamCredentials c;
     c.kx.public_key = bundle.certificate.kx_key;

@@ -37,6 +37,8 @@ public:
     void stop();
     // "stats" gets the training figures appended; "models json" is answered here.
     [[nodiscard]] std::string answer(const runtime::Node& node, std::string_view request) const;
+    // Top-level fields for the node's metrics history (runtime::Node::set_history_fields).
+    [[nodiscard]] std::string history_fields() const;
 
 private:
     std::unique_ptr<Parts> parts_;

@@ -252,6 +252,7 @@ Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& messa
     samples_seen_ = outcome.samples_seen;
     mass_ = outcome.mass;
     ++stats_.models_merged;
+    stats_.consensus_distance = merger_.median_distance();
     if (outcome.clipped) ++stats_.models_clipped;
     return Received::merged;
 }

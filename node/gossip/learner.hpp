@@ -86,6 +86,9 @@ struct LearnerStats {
     std::uint64_t answers_queued = 0;
     std::uint64_t answers_dropped = 0;  // pull requests over kMaxQueuedAnswers
     std::array<std::uint64_t, kRefusalReasons> refused{};
+    // Median L2 distance of the recently merged models to this one before merging: how far the
+    // devices are from consensus (0 until a model was merged).
+    double consensus_distance = 0.0;
     std::uint64_t refused_total() const noexcept;
 };
 

@@ -199,6 +199,12 @@ void ModelExchange::update_peers(const std::vector<LiveMember>& live) {
     learning_.on_peers(std::move(peers));
 }
 
+std::string ModelExchange::history_fields() const {
+    const LearningStatus s = learning_.status();
+    if (s.learner.models_merged == 0) return {};
+    return "\"consensus_distance\": " + fixed(s.learner.consensus_distance);
+}
+
 std::string ModelExchange::stats_text() const {
     std::ostringstream out;
     const LearningStatus s = learning_.status();
@@ -222,7 +228,8 @@ std::string ModelExchange::stats_text() const {
         << s.learner.models_received << "\nlearner_models_merged " << s.learner.models_merged
         << "\nlearner_models_adopted " << s.learner.models_adopted << "\nlearner_models_clipped "
         << s.learner.models_clipped << "\nlearner_pulls_sent " << s.learner.pulls_sent
-        << "\nlearner_pulls_failed " << s.learner.pulls_failed << '\n';
+        << "\nlearner_pulls_failed " << s.learner.pulls_failed << "\nconsensus_distance "
+        << fixed(s.learner.consensus_distance) << '\n';
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i)
         out << "model_refused_" << gossip::to_string(static_cast<gossip::Refusal>(i)) << ' '
             << s.learner.refused[i] << '\n';

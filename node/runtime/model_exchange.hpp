@@ -67,6 +67,8 @@ public:
 
     // Lines appended to the node's "stats" answer, and the "models json" answer.
     [[nodiscard]] std::string stats_text() const;
+    // Fields for the metrics history line: the consensus distance once a model was merged.
+    [[nodiscard]] std::string history_fields() const;
     [[nodiscard]] std::string models_json() const;
     // The node's "members json" (one object per line) with each training member's model fields
     // added: model_version, model_age (seconds since heard), samples, accuracy, loss (own only).

@@ -83,6 +83,9 @@ public:
     // json"); the training layer gives its annotated one (model version, accuracy, loss). Called
     // on the node's thread.
     void set_history_members(std::function<std::string()> members_json);
+    // More top-level fields for each history line (`"name": value, ...`, no braces), e.g. the
+    // training layer's consensus distance. Called on the node's thread.
+    void set_history_fields(std::function<std::string()> fields);
 
     [[nodiscard]] std::size_t live_peers() const;
     [[nodiscard]] const crypto::Certificate& certificate() const;

@@ -81,6 +81,7 @@ struct Observed {
     Time next_history{};
     membership::Incarnation first_incarnation = 0;
     std::function<std::string()> history_members;  // Node::set_history_members
+    std::function<std::string()> history_fields;   // Node::set_history_fields
 };
 
 struct Parked {

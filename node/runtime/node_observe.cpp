@@ -219,6 +219,8 @@ std::string Node::Impl::history_line() const {
     if (Result<ProcessUsage> usage = read_process_usage())
         line += ", \"rss\": " + std::to_string(usage->resident_bytes) +
                 ", \"cpu\": " + metric_value(usage->cpu_seconds);
+    if (observed.history_fields)
+        if (const std::string more = observed.history_fields(); !more.empty()) line += ", " + more;
     return line + ", \"members\": " + members + "}";
 }
 

@@ -39,6 +39,10 @@ void Node::set_history_members(std::function<std::string()> members_json) {
     impl_->observed.history_members = std::move(members_json);
 }
 
+void Node::set_history_fields(std::function<std::string()> fields) {
+    impl_->observed.history_fields = std::move(fields);
+}
+
 static std::vector<Row> rows_of(const Node::Impl& n) {
     std::vector<Row> rows;
     rows.push_back({n.own.name, crypto::to_hex(n.own.device), n.leaving ? "left" : "self",

@@ -193,7 +193,11 @@ TEST_CASE("duplicates and garbage are refused and counted; the model is untouche
 
     auto peer_values = params;
     for (float& v : peer_values) v += 0.01f;
+    CHECK(learner.stats().consensus_distance == 0.0);
     CHECK(learner.on_model(device(2), message_from(2, 5, peer_values), 1ms) == Received::merged);
+    // Every parameter 0.01 apart: the distance reported is the L2 one, 0.01 * sqrt(count).
+    CHECK(learner.stats().consensus_distance ==
+          doctest::Approx(0.01 * std::sqrt(static_cast<double>(params.size()))).epsilon(1e-3));
     CHECK(learner.on_model(device(2), message_from(2, 5, peer_values), 2ms) == Received::refused);
     CHECK(learner.on_model(device(2), message_from(2, 4, peer_values), 2ms) == Received::refused);
     CHECK(learner.stats().refused[static_cast<std::size_t>(Refusal::duplicate)] == 2);

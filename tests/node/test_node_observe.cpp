@@ -62,6 +62,7 @@ TEST_CASE("the control socket shows the message tap, events, metrics, log level 
     CHECK(n.answer("log level loud").starts_with("error"));
     CHECK(n.answer("trace since many").starts_with("error"));
 
+    n.set_history_fields([] { return std::string("\"consensus_distance\": 0.25"); });
     c.crash(2);
     c.run_for(30s);
     CHECK(n.answer("events since 0").find("peer failed n003") != std::string::npos);
@@ -74,6 +75,7 @@ TEST_CASE("the control socket shows the message tap, events, metrics, log level 
     REQUIRE(history->size() >= 3);  // one line per 10 s over 35 s
     CHECK(history->front().find("\"node\": \"n001\"") != std::string::npos);
     CHECK(history->back().find("\"state\": \"dead\"") != std::string::npos);
+    CHECK(history->back().find(", \"consensus_distance\": 0.25, ") != std::string::npos);
 }
 
 TEST_CASE("datagrams of a neighbour cluster show in the tap as refused") {
