@@ -184,20 +184,32 @@ int run_watch(const WatchArgs& a) {
                               sparkline({accuracy_history.begin(), accuracy_history.end()}).c_str());
             else
                 std::snprintf(summary.data(), summary.size(), "accuracy: no member reports one yet");
-            std::array<char, 96> rates{};
-            std::snprintf(rates.data(), rates.size(), "bytes/s in %.0f out %.0f", in_rate, out_rate);
+            std::array<char, 128> rates{};
+            if (const auto d = last_stats.find("consensus_distance"); d != last_stats.end())
+                std::snprintf(rates.data(), rates.size(),
+                              "bytes/s in %.0f out %.0f  consensus distance %.4f", in_rate,
+                              out_rate, d->second);
+            else
+                std::snprintf(rates.data(), rates.size(), "bytes/s in %.0f out %.0f", in_rate,
+                              out_rate);
             if (screen) {
                 for (const std::string& e : new_events) {
                     events.push_back(stamp() + " " + e);
                     if (events.size() > kWatchEvents) events.pop_front();
                 }
-                std::string frame = "\x1b[H\x1b[2J";
-                frame += "starling-inspect watch  " + stamp() + "  " + std::to_string(rows->size()) +
-                         " members  (Ctrl-C to quit)\n\n";
-                frame += members_table(*rows) + "\n" + summary.data() + "\n" + rates.data() +
-                         "\n\nrecent events\n";
-                for (const std::string& e : events) frame += "  " + e + "\n";
-                std::cout << frame << std::flush;
+                std::string body = "starling-inspect watch  " + stamp() + "  " +
+                                   std::to_string(rows->size()) + " members  (Ctrl-C to quit)\n\n";
+                body += members_table(*rows) + "\n" + summary.data() + "\n" + rates.data() +
+                        "\n\nrecent events\n";
+                for (const std::string& e : events) body += "  " + e + "\n";
+                // Redrawn over the last frame line by line (home, erase to end of each line,
+                // erase below), never cleared first: no flicker.
+                std::string frame = "\x1b[H";
+                for (const char c : body) {
+                    if (c == '\n') frame += "\x1b[K";
+                    frame += c;
+                }
+                std::cout << frame << "\x1b[J" << std::flush;
             } else {
                 for (const MemberRow& r : *rows) {
                     auto& shown = states[r.name];
