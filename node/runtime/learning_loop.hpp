@@ -141,7 +141,6 @@ private:
     [[nodiscard]] gossip::Time now() const { return clock_.now(); }
     void push_event(Event event);
 
-    crypto::DeviceId self_;
     data::Dataset train_;
     data::Dataset holdout_;
     std::optional<data::Dataset> test_;

@@ -84,7 +84,6 @@ private:
     void update_peers(const std::vector<LiveMember>& live);
     [[nodiscard]] std::optional<net::Ipv4Endpoint> address_of(const crypto::DeviceId& id) const;
 
-    net::EventLoop& loop_;
     Node& node_;
     const Clock& clock_;
     LearningLoop& learning_;
