@@ -10,6 +10,7 @@
 #include <string>
 
 #include "node/model/mlp.hpp"
+#include "protocol/aligned.hpp"
 #include "protocol/limits.hpp"
 #include "protocol/model_generated.h"
 
@@ -46,15 +47,6 @@ wire::ModelEncoding to_wire(Encoding encoding) {
     case Encoding::int8: return wire::ModelEncoding::int8_block;
     }
     return wire::ModelEncoding::fp32;
-}
-
-// FlatBuffers reads scalars in place, so its buffer must start 8-byte aligned; copies if not.
-std::span<const std::uint8_t> aligned(std::span<const std::uint8_t> bytes,
-                                      std::vector<std::uint64_t>& storage) {
-    if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint64_t) == 0) return bytes;
-    storage.resize((bytes.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
-    std::memcpy(storage.data(), bytes.data(), bytes.size());
-    return {reinterpret_cast<const std::uint8_t*>(storage.data()), bytes.size()};
 }
 
 // Quantises `values` into `payload` (and `scales` for int8); returns what each value decodes to
@@ -230,7 +222,7 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                                               std::to_string(bytes.size()) + " bytes");
 
     std::vector<std::uint64_t> storage;
-    const auto buffer = aligned(bytes, storage);
+    const auto buffer = aligned_view(bytes, storage);
     flatbuffers::Verifier::Options options;
     options.max_depth = limits::kFlatbuffersMaxDepth;
     options.max_tables = limits::kFlatbuffersMaxTables;

@@ -49,6 +49,18 @@ std::size_t length(const flatbuffers::Vector<const T*>* vector) {
 
 }  // namespace
 
+const char* to_string(MessageKind kind) noexcept {
+    switch (kind) {
+        case MessageKind::ping: return "ping";
+        case MessageKind::ack: return "ack";
+        case MessageKind::nack: return "nack";
+        case MessageKind::ping_req: return "ping_req";
+        case MessageKind::gossip: return "gossip";
+        case MessageKind::sync: return "sync";
+    }
+    return "?";
+}
+
 void Message::clear() {
     kind = MessageKind::gossip;
     seq = 0;

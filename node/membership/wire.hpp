@@ -25,6 +25,9 @@ inline constexpr std::uint8_t kSyncJoinAnswer = 4;
 inline constexpr std::uint8_t kSyncSummary = 8;
 inline constexpr std::uint8_t kSyncKnownFlags = kSyncJoin | kSyncReply | kSyncJoinAnswer | kSyncSummary;
 
+// The kind's wire name ("ping", "ping_req", ...), for logs, traces and the inspector.
+[[nodiscard]] const char* to_string(MessageKind kind) noexcept;
+
 struct Message {
     MessageKind kind = MessageKind::gossip;
     std::uint32_t seq = 0;         // ping, ack, nack, ping_req

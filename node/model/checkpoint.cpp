@@ -9,6 +9,7 @@
 #include "protocol/checkpoint_generated.h"
 #include "protocol/durable_file.hpp"
 #include "protocol/envelope.hpp"
+#include "protocol/aligned.hpp"
 #include "protocol/limits.hpp"
 
 namespace starling::model {
@@ -188,15 +189,6 @@ Result<Checkpoint> from_wire(const wire::Checkpoint& root, std::string_view name
     return c;
 }
 
-// FlatBuffers reads scalars in place, so its buffer must start 8-byte aligned; copies if not.
-std::span<const std::uint8_t> aligned(std::span<const std::uint8_t> bytes,
-                                      std::vector<std::uint64_t>& storage) {
-    if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint64_t) == 0) return bytes;
-    storage.resize((bytes.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
-    std::memcpy(storage.data(), bytes.data(), bytes.size());
-    return {reinterpret_cast<const std::uint8_t*>(storage.data()), bytes.size()};
-}
-
 }  // namespace
 
 Result<std::vector<std::uint8_t>> encode_checkpoint(const Checkpoint& checkpoint) {
@@ -213,7 +205,7 @@ Result<Checkpoint> decode_checkpoint(std::span<const std::uint8_t> bytes,
         open_envelope(bytes, kCheckpointKind, kCheckpointFormatVersion, name_for_errors);
     if (!payload) return payload.error();
     std::vector<std::uint64_t> storage;
-    const auto root = verify(aligned(*payload, storage), name_for_errors);
+    const auto root = verify(aligned_view(*payload, storage), name_for_errors);
     if (!root) return root.error();
     auto checkpoint = from_wire(**root, name_for_errors);
     if (!checkpoint) return checkpoint.error();

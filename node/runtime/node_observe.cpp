@@ -10,19 +10,6 @@
 namespace starling::runtime {
 namespace {
 
-const char* kind_name(membership::detail::MessageKind kind) {
-    using membership::detail::MessageKind;
-    switch (kind) {
-        case MessageKind::ping: return "ping";
-        case MessageKind::ack: return "ack";
-        case MessageKind::nack: return "nack";
-        case MessageKind::ping_req: return "ping_req";
-        case MessageKind::gossip: return "gossip";
-        case MessageKind::sync: return "sync";
-    }
-    return "membership?";
-}
-
 const char* kind_name(DiscoveryKind kind) {
     switch (kind) {
         case DiscoveryKind::beacon: return "beacon";
@@ -47,7 +34,7 @@ std::string Node::Impl::message_kind(std::span<const std::uint8_t> plaintext) co
             if (observed.codec.decode(plaintext, observed.message) !=
                 membership::detail::DecodeStatus::ok)
                 return "membership:malformed";
-            return kind_name(observed.message.kind);
+            return membership::detail::to_string(observed.message.kind);
         case Channel::discovery: {
             Result<DiscoveryMessage> m = decode_discovery(plaintext);
             return m ? kind_name(m->kind) : "discovery:malformed";

@@ -54,17 +54,6 @@ private:
     const crypto::Certificate& own_;
 };
 
-const char* kind_name(MessageKind kind) {
-    switch (kind) {
-        case MessageKind::ping: return "ping";
-        case MessageKind::ack: return "ack";
-        case MessageKind::nack: return "nack";
-        case MessageKind::ping_req: return "ping_req";
-        case MessageKind::gossip: return "gossip";
-        case MessageKind::sync: return "sync";
-    }
-    return "?";
-}
 
 std::string endpoint_text(const std::array<std::uint8_t, 4>& ip, std::uint16_t port) {
     return ip_text(ip) + ':' + std::to_string(port);
@@ -159,7 +148,7 @@ void CaptureDecoder::State::describe(std::span<const std::uint8_t> plaintext,
                 return;
             }
             const auto& m = message;
-            out.kind = kind_name(m.kind);
+            out.kind = membership::detail::to_string(m.kind);
             if (m.kind == MessageKind::ping || m.kind == MessageKind::ping_req ||
                 m.kind == MessageKind::ack || m.kind == MessageKind::nack)
                 out.details.push_back("seq " + std::to_string(m.seq));
