@@ -23,8 +23,9 @@ int argmax_row(const float* row, int n) {
 Result<Schedule> parse_schedule(std::string_view name) {
     if (name == "constant") return Schedule::constant;
     if (name == "cosine") return Schedule::cosine;
+    if (name == "settle") return Schedule::settle;
     return make_error(ErrorCode::invalid_argument,
-                      "schedule '" + std::string(name) + "': expected constant or cosine");
+                      "schedule '" + std::string(name) + "': expected constant, cosine or settle");
 }
 
 Evaluation evaluate(const Mlp& model, const data::Dataset& ds, int batch) {
@@ -62,11 +63,15 @@ Evaluation evaluate(const Mlp& model, const data::Dataset& ds, int batch) {
     return ev;
 }
 
+// Where the settle schedule ends, as a fraction of the starting rate.
+constexpr double kSettleFloor = 0.1;
+
 Trainer::Trainer(Mlp& model, TrainOptions options)
     : model_(model),
       options_(options),
       optimizer_(options.optimizer, model.parameters().size()),
-      workspace_(model, options.batch) {}
+      workspace_(model, options.batch),
+      epoch_examples_(options.epoch_examples) {}
 
 Status Trainer::restore(const Checkpoint& cp) {
     if (!std::equal(cp.widths.begin(), cp.widths.end(), model_.widths().begin(),
@@ -102,7 +107,9 @@ float Trainer::current_learning_rate() const noexcept {
     if (options_.schedule == Schedule::constant || epoch_examples_ == 0) return base;
     const double total = static_cast<double>(options_.epochs) * static_cast<double>(epoch_examples_);
     const double progress = std::min(1.0, static_cast<double>(samples_seen_) / total);
-    return static_cast<float>(0.5 * base * (1.0 + std::cos(std::numbers::pi * progress)));
+    const double floor = options_.schedule == Schedule::settle ? kSettleFloor : 0.0;
+    const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+    return static_cast<float>(base * (floor + (1.0 - floor) * cosine));
 }
 
 BatchStats Trainer::step(const data::Dataset& ds, std::span<const std::uint32_t> rows) {

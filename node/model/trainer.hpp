@@ -18,7 +18,10 @@
 
 namespace starling::model {
 
-enum class Schedule { constant, cosine };
+// constant; cosine: down to 0 over `epochs`; settle: cosine down to a tenth over `epochs`, then
+// constant there, so a device that trains for ever ends up close to its peers instead of
+// wandering at its starting rate.
+enum class Schedule { constant, cosine, settle };
 Result<Schedule> parse_schedule(std::string_view name);
 
 struct TrainOptions {
@@ -27,6 +30,9 @@ struct TrainOptions {
     std::uint64_t seed = 1;
     OptimizerConfig optimizer;
     Schedule schedule = Schedule::constant;
+    // Examples in one epoch, for schedules when training goes through step() (0: the dataset
+    // train_epoch is given).
+    std::size_t epoch_examples = 0;
     // Called before every step of train_epoch: the resource governor's duty cycle waits there
     // (firmware/governor.hpp). Empty: steps run back to back.
     std::function<void()> before_step;

@@ -252,3 +252,37 @@ TEST_CASE("a checkpoint from another architecture or optimizer is refused") {
     cp.optimizer = "adam";
     CHECK_FALSE(t.restore(cp).ok());
 }
+
+TEST_CASE("the settle schedule falls along a cosine to a tenth of the rate, then holds it") {
+    data::Dataset ds;
+    ds.features = 4;
+    ds.classes = 2;
+    for (int i = 0; i < 40; ++i) {
+        for (int j = 0; j < 4; ++j) ds.bytes.push_back(static_cast<std::uint8_t>(i * 7 + j));
+        ds.labels.push_back(static_cast<std::uint8_t>(i % 2));
+    }
+    std::vector<std::uint32_t> rows(10);
+    for (std::uint32_t i = 0; i < rows.size(); ++i) rows[i] = i;
+
+    Mlp m({4, 2});
+    m.init_he(3);
+    TrainOptions opts;
+    opts.batch = 10;
+    opts.epochs = 2;               // 80 examples: 8 steps of 10
+    opts.epoch_examples = 40;      // training by step(), as the node does
+    opts.schedule = Schedule::settle;
+    opts.optimizer.learning_rate = 0.2f;
+    Trainer t(m, opts);
+    CHECK(t.current_learning_rate() == doctest::Approx(0.2));
+    std::vector<float> rates;
+    for (int s = 0; s < 12; ++s) {
+        (void)t.step(ds, rows);
+        rates.push_back(t.current_learning_rate());
+    }
+    // Halfway (40 of 80 examples): the middle of the cosine between 0.2 and 0.02.
+    CHECK(rates[3] == doctest::Approx(0.11));
+    for (std::size_t s = 1; s < 8; ++s) CHECK(rates[s] < rates[s - 1]);
+    for (std::size_t s = 7; s < rates.size(); ++s) CHECK(rates[s] == doctest::Approx(0.02));
+    CHECK(parse_schedule("settle").value() == Schedule::settle);
+    CHECK_FALSE(parse_schedule("sawtooth").ok());
+}
