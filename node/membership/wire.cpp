@@ -98,10 +98,13 @@ template <class Wire, class Plain, class Convert>
 flatbuffers::Offset<flatbuffers::Vector<const Wire*>> struct_vector(
     flatbuffers::FlatBufferBuilder& builder, const std::vector<Plain>& items, Convert convert) {
     if (items.empty()) return 0;
-    Wire* out = nullptr;
-    const auto offset = builder.CreateUninitializedVectorOfStructs<Wire>(items.size(), &out);
-    for (const Plain& item : items) *out++ = convert(item);
-    return offset;
+    // Not CreateUninitializedVectorOfStructs: FlatBuffers 2.0 (Debian 12) aligns that vector to
+    // the struct's size (112 bytes for a record), not its alignment, and the padding pushed full
+    // messages past the datagram (kPacketOverheadBytes is the bound that padding broke).
+    std::vector<Wire> wire;
+    wire.reserve(items.size());
+    for (const Plain& item : items) wire.push_back(convert(item));
+    return builder.CreateVectorOfStructs(wire.data(), wire.size());
 }
 
 flatbuffers::Offset<void> encode_body(flatbuffers::FlatBufferBuilder& b, const Message& m) {
