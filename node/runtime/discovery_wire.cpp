@@ -107,7 +107,9 @@ std::vector<std::uint8_t> encode_certificate_request(std::span<const crypto::Dev
 std::vector<std::uint8_t> encode_certificates(
     std::span<const std::vector<std::uint8_t>> certificates, std::size_t first,
     std::size_t& packed) {
-    std::size_t budget = crypto::kMaxPeerPlaintextBytes - kPacketOverheadBytes;
+    // The cluster budget: an answer to a device whose certificate the answerer lacks goes out
+    // to_cluster, signed, and a to_peer-sized answer would not fit it (it was not sent at all).
+    std::size_t budget = crypto::kMaxClusterPlaintextBytes - kPacketOverheadBytes;
     packed = 0;
     std::vector<flatbuffers::Offset<wire::CertificateBytes>> tables;
     flatbuffers::FlatBufferBuilder fbb(crypto::kMaxPeerPlaintextBytes);

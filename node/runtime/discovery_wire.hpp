@@ -50,7 +50,8 @@ enum class Channel : std::uint8_t { membership, discovery, unknown };
 [[nodiscard]] std::vector<std::uint8_t> encode_beacon(const Beacon& beacon);
 [[nodiscard]] std::vector<std::uint8_t> encode_certificate_request(
     std::span<const crypto::DeviceId> wants);  // at most kMaxWantsPerRequest
-// Certificates from `certificates` that fit one to_peer datagram, in order, starting at `first`;
+// Certificates from `certificates` that fit one datagram sealed either way (to_cluster is the
+// smaller), in order, starting at `first`;
 // `packed` says how many were taken (at least one, unless none are left).
 [[nodiscard]] std::vector<std::uint8_t> encode_certificates(
     std::span<const std::vector<std::uint8_t>> certificates, std::size_t first,

@@ -180,7 +180,11 @@ void Node::Impl::on_datagram(const net::Ipv4Endpoint& from, std::span<const std:
     if (!opened) {
         ++stats.drops[static_cast<std::size_t>(opened.drop())];
         tap_refused(from, opened.drop(), bytes.size());
-        if (opened.drop() == DatagramDrop::unknown_sender) on_unknown_sender(bytes);
+        if (opened.drop() == DatagramDrop::unknown_sender) {
+            on_unknown_sender(from, bytes);
+            perform_actions();
+            reschedule();
+        }
         return;
     }
     ++stats.opened;
@@ -192,6 +196,7 @@ void Node::Impl::on_datagram(const net::Ipv4Endpoint& from, std::span<const std:
             break;
         case Channel::discovery:
             on_discovery(from, sender, opened->plaintext);
+            open_held(clock.now());  // certificates may have come in
             break;
         case Channel::unknown:
             if (!other_channel || !other_channel(sender, opened->plaintext)) ++stats.unknown_channel;
@@ -203,9 +208,35 @@ void Node::Impl::on_datagram(const net::Ipv4Endpoint& from, std::span<const std:
 
 void Node::Impl::on_membership(const membership::PeerAddress& from, const crypto::DeviceId& sender,
                                std::span<const std::uint8_t> bytes) {
-    std::vector<crypto::DeviceId> missing = missing_signers(bytes);
-    if (missing.empty()) return core.on_message(clock.now(), from, sender, bytes);
-    park({clock.now() + kParkedWait, from, sender, {bytes.begin(), bytes.end()}, std::move(missing)});
+    using membership::detail::MessageKind;
+    std::vector<crypto::DeviceId> missing = missing_signers(bytes);  // decodes into `scratch`
+    const Time now = clock.now();
+    if (missing.empty()) return core.on_message(now, from, sender, bytes);
+    // A join waits whole: the answer needs the joiner's record verified first.
+    if (scratch.kind == MessageKind::sync && (scratch.sync_flags & membership::detail::kSyncJoin) != 0)
+        return park({now + kParkedWait, now, from, sender, {bytes.begin(), bytes.end()},
+                     std::move(missing)});
+    // Anything else goes in now without the records (and accusations) of devices whose
+    // certificates are on their way; only those wait. A ping or an ack held for a certificate
+    // came late, and its probe failed: an innocent member suspected, our own health lowered.
+    const auto waits = [&missing](const crypto::DeviceId& id) {
+        return std::find(missing.begin(), missing.end(), id) != missing.end();
+    };
+    membership::detail::Message later;
+    const bool join_answer = scratch.kind == MessageKind::sync &&
+                             (scratch.sync_flags & membership::detail::kSyncJoinAnswer) != 0;
+    later.kind = join_answer ? MessageKind::sync : MessageKind::gossip;
+    later.sync_flags = join_answer ? membership::detail::kSyncJoinAnswer : 0;  // not passed on
+    const auto split = [&waits](auto& all, auto& moved) {
+        const auto stay = std::stable_partition(all.begin(), all.end(),
+                                                [&waits](const auto& e) { return !waits(e.id); });
+        moved.assign(stay, all.end());
+        all.erase(stay, all.end());
+    };
+    split(scratch.records, later.records);
+    split(scratch.accusations, later.accusations);
+    core.on_message(now, from, sender, codec.encode(scratch));
+    park({now + kParkedWait, now, from, sender, codec.encode(later), std::move(missing)});
 }
 
 void Node::Impl::on_unreachable(const net::Ipv4Endpoint& to) {
@@ -221,6 +252,7 @@ void Node::Impl::on_timer() {
     if (now >= core.next_wakeup()) core.on_tick(now);
     discovery_tick(now);
     release_parked(now);
+    open_held(now);
     history_tick(now);
     if (now >= next_peers_save) {
         next_peers_save = now + kPeersSaveInterval;
@@ -256,7 +288,8 @@ void Node::Impl::reschedule() {
     if (failed || !started) return;
     const Time now = clock.now();
     Time next = std::min({core.next_wakeup(), beacons.next_wakeup(), now + kMaxTimerDelay});
-    for (const Parked& p : parked) next = std::min(next, p.deadline);
+    for (const Parked& p : parked) next = std::min({next, p.deadline, p.retry});
+    if (!held.empty()) next = std::min(next, held.front().deadline);
     if (leaving) next = std::min(next, leave_deadline);
     alarm.set(std::max(next, now), [this] { on_timer(); });
 }

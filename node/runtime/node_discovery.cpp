@@ -142,6 +142,7 @@ void Node::Impl::park(Parked message) {
     }
     if (auto from = to_endpoint(message.from))
         request_certificates(*from, message.sender, message.missing);
+    message.retry = now + kCertificateRequestRetry;
     parked.push_back(std::move(message));
 }
 
@@ -162,14 +163,22 @@ void Node::Impl::request_certificates(const net::Ipv4Endpoint& from, const crypt
 }
 
 // A datagram from a device whose certificate this node lacks (it heard of us before we heard of
-// it): ask a live member for that certificate. The sender id is unauthenticated, so it is only
-// a name to look up; nothing is sent to the datagram's source.
-void Node::Impl::on_unknown_sender(std::span<const std::uint8_t> datagram) {
+// it): hold it and ask a live member for that certificate. The sender id is unauthenticated, so
+// it is only a name to look up; nothing is sent to the datagram's source.
+void Node::Impl::on_unknown_sender(const net::Ipv4Endpoint& from,
+                                   std::span<const std::uint8_t> datagram) {
     const DatagramResult<DatagramHeader> header = parse_datagram_header(datagram);
     if (!header || alone()) return;
     crypto::DeviceId sender{};
     std::copy(header->sender.begin(), header->sender.end(), sender.begin());
     if (peers.is_revoked(sender)) return;
+    const Time now = clock.now();
+    if (held.size() >= kMaxHeldDatagrams) {  // the oldest gives way
+        ++stats.held_expired;
+        held.pop_front();
+    }
+    ++stats.held;
+    held.push_back({now + kHeldWait, from, sender, {datagram.begin(), datagram.end()}});
     const std::vector<membership::MemberView> members = core.members();
     std::vector<const membership::MemberView*> live;
     for (const membership::MemberView& m : members)
@@ -177,6 +186,23 @@ void Node::Impl::on_unknown_sender(std::span<const std::uint8_t> datagram) {
     if (live.empty()) return;
     const membership::MemberView& holder = *live[rng.below(live.size())];
     if (auto to = to_endpoint(holder.address)) request_certificates(*to, holder.id, std::span(&sender, 1));
+}
+
+// Held datagrams whose sender's certificate has come are opened as if they arrived now (the
+// replay window and every check apply then); those past their wait are dropped, counted.
+void Node::Impl::open_held(Time now) {
+    std::vector<Held> ready;
+    for (auto it = held.begin(); it != held.end();) {
+        const bool known = peers.find(it->sender) != nullptr;
+        if (!known && now < it->deadline) {
+            ++it;
+            continue;
+        }
+        if (known) ready.push_back(std::move(*it));
+        else ++stats.held_expired;
+        it = held.erase(it);
+    }
+    for (const Held& h : ready) on_datagram(h.from, h.datagram);
 }
 
 void Node::Impl::release_parked(Time now) {
@@ -188,6 +214,13 @@ void Node::Impl::release_parked(Time now) {
     for (auto it = parked.begin(); it != parked.end();) {
         const bool complete = ready(*it);
         if (!complete && now < it->deadline) {
+            if (now >= it->retry) {  // the request or its answer was lost: ask again
+                it->retry = now + kCertificateRequestRetry;
+                std::erase_if(it->missing, [this](const crypto::DeviceId& id) {
+                    return peers.find(id) != nullptr || peers.is_revoked(id);
+                });
+                if (auto from = to_endpoint(it->from)) request_certificates(*from, it->sender, it->missing);
+            }
             ++it;
             continue;
         }

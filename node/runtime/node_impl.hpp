@@ -25,11 +25,19 @@
 
 namespace starling::runtime {
 
-// Membership messages held until the certificates of the records they carry arrive (a node
-// that just joined hears of members before it has their certificates), bounded both ways.
-inline constexpr std::size_t kMaxParkedMessages = 64;
-inline constexpr Duration kParkedWait = 300ms;
+// Records held until their certificates arrive (a node that just joined hears of members before
+// it has their certificates), as records-only messages, bounded both ways. The rest of each
+// message goes in at once, so the wait delays no ack: it can be long enough for a certificate
+// request to be answered on a loaded host, and for one retry.
+inline constexpr std::size_t kMaxParkedMessages = 256;
+inline constexpr Duration kParkedWait = 1500ms;
 inline constexpr Duration kCertificateRequestRetry = 500ms;
+// Datagrams from a device whose certificate this node lacks (a member that heard of us first
+// probes us before we heard of it) are held while the certificate is fetched, then opened: a
+// ping dropped there would fail its probe and get its sender suspected. Bounded both ways; a
+// sender id is unauthenticated until then, so a held datagram costs memory and nothing else.
+inline constexpr std::size_t kMaxHeldDatagrams = 64;
+inline constexpr Duration kHeldWait = 1s;
 // A join or digest request to an address whose node may not know this one goes right after a
 // beacon (our certificate), at most once per interval per address, for this many addresses.
 inline constexpr Duration kIntroductionInterval = 1s;
@@ -63,6 +71,8 @@ struct NodeStats {
     std::uint64_t beacons_sent = 0;
     std::uint64_t answers_limited = 0;
     std::uint64_t certificate_requests = 0;
+    std::uint64_t held = 0;          // datagrams from an unknown sender held for its certificate
+    std::uint64_t held_expired = 0;  // ... whose certificate did not come in time (or no room)
 };
 
 // The inspector's view (node_observe.cpp): taps, events, message counts, history and log level.
@@ -86,10 +96,18 @@ struct Observed {
 
 struct Parked {
     Time deadline{};
+    Time retry{};  // when the missing certificates are asked for again
     membership::PeerAddress from;
     crypto::DeviceId sender{};
     std::vector<std::uint8_t> bytes;
     std::vector<crypto::DeviceId> missing;
+};
+
+struct Held {
+    Time deadline{};
+    net::Ipv4Endpoint from;
+    crypto::DeviceId sender{};
+    std::vector<std::uint8_t> datagram;
 };
 
 struct Node::Impl {
@@ -124,7 +142,8 @@ struct Node::Impl {
     void on_certificate_request(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
                                 std::span<const crypto::DeviceId> wants);
     void on_certificates(std::span<const std::vector<std::uint8_t>> certificates);
-    void on_unknown_sender(std::span<const std::uint8_t> datagram);
+    void on_unknown_sender(const net::Ipv4Endpoint& from, std::span<const std::uint8_t> datagram);
+    void open_held(Time now);
     void request_certificates(const net::Ipv4Endpoint& from, const crypto::DeviceId& holder,
                               std::span<const crypto::DeviceId> ids);
     [[nodiscard]] std::vector<crypto::DeviceId> missing_signers(
@@ -183,6 +202,7 @@ struct Node::Impl {
     WindowLimit certificate_answers;  // certificate requests answered
     std::vector<net::Ipv4Endpoint> direct_targets;  // seeds, then last known peers
     std::deque<Parked> parked;
+    std::deque<Held> held;
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
     std::map<net::Ipv4Endpoint, Time> introduced;  // direct beacons before joins
     NodeStats stats;

@@ -177,6 +177,12 @@ std::string Node::Impl::metrics_text() const {
     p.counter("starling_beacons_total", "LAN beacons sent", static_cast<double>(stats.beacons_sent));
     p.gauge("starling_parked_messages", "Messages waiting for certificates",
             static_cast<double>(parked.size()));
+    p.counter("starling_held_datagrams_total",
+              "Datagrams from a sender without a known certificate, held while it is fetched",
+              static_cast<double>(stats.held));
+    p.counter("starling_held_datagrams_expired_total",
+              "Held datagrams dropped: no certificate in time or no room",
+              static_cast<double>(stats.held_expired));
     if (Result<ProcessUsage> usage = read_process_usage()) {
         p.gauge("process_resident_memory_bytes", "Resident memory size in bytes",
                 static_cast<double>(usage->resident_bytes));

@@ -101,7 +101,8 @@ std::string Node::Impl::stats_text() const {
         << "\nparked " << stats.parked << "\nparked_expired " << stats.parked_expired
         << "\nseal_failed " << stats.seal_failed << "\nbeacons_sent " << stats.beacons_sent
         << "\nanswers_limited " << stats.answers_limited << "\ncertificate_requests "
-        << stats.certificate_requests << "\nknown_certificates " << peers.size()
+        << stats.certificate_requests << "\nheld " << stats.held << "\nheld_expired "
+        << stats.held_expired << "\nknown_certificates " << peers.size()
         << "\nlive_members " << core.live_count() << "\nhealth_multiplier "
         << core.health_multiplier() << '\n';
     const membership::Counters& c = core.counters();
