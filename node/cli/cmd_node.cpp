@@ -27,6 +27,33 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::string_view kNoDiscovery = "none";
+constexpr std::string_view kRevokeRequest = "revoke ";
+
+std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex) {
+    if (hex.size() % 2 != 0) return std::nullopt;
+    std::vector<std::uint8_t> bytes;
+    bytes.reserve(hex.size() / 2);
+    const auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        bytes.push_back(static_cast<std::uint8_t>(hi * 16 + lo));
+    }
+    return bytes;
+}
+
+// `revoke HEX` over the control socket: the operator's revocation, handed to the node.
+std::string answer_revoke(runtime::Node& n, std::string_view hex) {
+    const std::optional<std::vector<std::uint8_t>> bytes = from_hex(hex);
+    if (!bytes) return "error: a revocation in lowercase hex\n";
+    Result<bool> added = n.revoke(*bytes);
+    if (!added) return "error: " + added.error().message + "\n";
+    return *added ? "revoked: kept and spreading to every member\n" : "already revoked\n";
+}
 
 struct Network {
     net::Ipv4Endpoint listen;     // bound and advertised
@@ -138,6 +165,8 @@ int run_node(const NodeArgs& given) {
     std::unique_ptr<NodeTraining> training;  // with --data: the training thread and the exchange
     Result<std::unique_ptr<net::ControlServer>> control = net::ControlServer::open(
         loop, runtime::control_socket_path(a.state), [&n, &training](std::string_view request) {
+            if (request.starts_with(kRevokeRequest))
+                return answer_revoke(n, request.substr(kRevokeRequest.size()));
             return training ? training->answer(n, request) : n.answer(request);
         });
     if (!control) return report(control.error());
@@ -181,6 +210,20 @@ int run_node(const NodeArgs& given) {
     loop.run();
     if (training) training->stop();
     return exit_code;
+}
+
+int run_revoke_node(const RevokeNodeArgs& a) {
+    Result<crypto::Revocation> revocation = crypto::load_revocation(a.file);
+    if (!revocation) return report(revocation.error());
+    const std::string request =
+        std::string(kRevokeRequest) + crypto::to_hex(crypto::encode_revocation(*revocation));
+    Result<std::string> reply = net::query_control(runtime::control_socket_path(a.state), request);
+    if (!reply && reply.error().code == ErrorCode::not_found)
+        return report(make_error(ErrorCode::not_found,
+                                 "no node is running with state directory '" + a.state + "'"));
+    if (!reply) return report(reply.error());
+    std::cout << *reply;
+    return reply->starts_with("error:") ? kExitFailure : kExitOk;
 }
 
 int run_members(const MembersArgs& a) {

@@ -122,6 +122,13 @@ inline constexpr std::uint32_t kMaxTestDelayMs = 10'000;
 inline constexpr std::uint32_t kMaxNodeFanout = 16;
 inline constexpr std::uint32_t kMaxTrainingIntervalS = 3600;
 
+// `revoke --state DIR FILE`: hands a revocation file (`cluster revoke`) to a running node,
+// which keeps it and spreads it to every member (cmd_node.cpp).
+struct RevokeNodeArgs {
+    std::string state;
+    std::string file;
+};
+
 struct MembersArgs {
     std::string state;
     bool json = false;
@@ -141,11 +148,12 @@ int run_info();
 int run_data_split(const DataSplitArgs& args);
 int run_cluster_init(const ClusterInitArgs& args);
 int run_enroll(const EnrollArgs& args);
-int run_revoke(const RevokeArgs& args);
+int run_revoke_node(const RevokeNodeArgs& args);
 int run_keys_rotate(const KeysRotateArgs& args);
 int run_keys_list(const KeysListArgs& args);
 int run_node(const NodeArgs& args);
 int run_members(const MembersArgs& args);
+int run_revoke(const RevokeArgs& args);
 int run_config_check(const ConfigCheckArgs& args);
 
 }  // namespace starling::cli

@@ -217,6 +217,16 @@ void add_members(CLI::App& app) {
     members->callback([a] { g_exit_code = run_members(*a); });
 }
 
+void add_revoke(CLI::App& app) {
+    auto a = std::make_shared<RevokeNodeArgs>();
+    CLI::App* revoke = app.add_subcommand(
+        "revoke", "Hand a revocation ('cluster revoke' output) to a running node: it keeps it and "
+                  "spreads it to every member, which drop and refuse that device");
+    revoke->add_option("--state", a->state, "The running node's state directory")->required();
+    revoke->add_option("file", a->file, "The revocation file")->required();
+    revoke->callback([a] { g_exit_code = run_revoke_node(*a); });
+}
+
 void add_config(CLI::App& app) {
     CLI::App* config = app.add_subcommand("config", "The configuration file");
     config->require_subcommand(1);
@@ -243,6 +253,7 @@ int main(int argc, char** argv) {
     add_keys(app);
     add_node(app);
     add_members(app);
+    add_revoke(app);
     add_config(app);
     app.add_subcommand("info", "Version, CPU features and the kernels in use")->callback([] {
         g_exit_code = run_info();

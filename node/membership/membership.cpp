@@ -15,6 +15,7 @@ const char* to_string(PeerEventKind kind) noexcept {
         case PeerEventKind::failed: return "peer failed";
         case PeerEventKind::left: return "peer left";
         case PeerEventKind::address_changed: return "peer address changed";
+        case PeerEventKind::revoked: return "peer revoked";
     }
     return "peer ?";
 }
@@ -195,6 +196,14 @@ void Membership::on_message(Time now, const PeerAddress& from, const DeviceId& s
 void Membership::on_unreachable(Time now, const PeerAddress& to) { engine_->on_unreachable(now, to); }
 
 void Membership::on_tick(Time now) { engine_->on_tick(now); }
+
+void Membership::on_member_revoked(Time now, const DeviceId& id) {
+    detail::Member* m = engine_->members.find(id);
+    if (m == nullptr || m->state == MemberState::dead) return;
+    engine_->set_state(now, *m, MemberState::dead);
+    engine_->broadcasts.forget(id);  // its last record no longer verifies anywhere
+    engine_->emit(PeerEventKind::revoked, *m);
+}
 
 void Membership::on_address_changed(Time, const PeerAddress& address) {
     if (address == engine_->self.address || engine_->leaving) return;

@@ -24,9 +24,9 @@
 
 namespace starling::membership {
 
-enum class PeerEventKind : std::uint8_t { up, suspect, failed, left, address_changed };
+enum class PeerEventKind : std::uint8_t { up, suspect, failed, left, address_changed, revoked };
 // The node's log wording: "peer up", "peer suspect", "peer failed", "peer left",
-// "peer address changed".
+// "peer address changed", "peer revoked".
 const char* to_string(PeerEventKind kind) noexcept;
 
 struct PeerEvent {
@@ -101,6 +101,9 @@ public:
     void on_tick(Time now);
     // This node's own address changed: announce it under a new incarnation.
     void on_address_changed(Time now, const PeerAddress& address);
+    // The owner revoked this member (the driver verified the revocation and no longer accepts
+    // its certificate, so its records stop verifying): it is marked dead at once, not suspected.
+    void on_member_revoked(Time now, const DeviceId& id);
     // Graceful leave: a signed "left" record goes out; probing stops, answering continues. The
     // driver may stop once broadcasts_pending() is false or after a few gossip intervals.
     void on_leave_requested(Time now);

@@ -15,7 +15,8 @@
 
 namespace starling::net {
 
-inline constexpr std::size_t kMaxControlRequestBytes = 256;
+// A request line: the longest is `revoke HEX`, a revocation (<= limits::kMaxRevocationBytes) in hex.
+inline constexpr std::size_t kMaxControlRequestBytes = 1100;
 inline constexpr std::size_t kMaxControlReplyBytes = std::size_t{1} << 20;  // ~4,000 members
 inline constexpr std::size_t kMaxControlConnections = 8;  // more wait in the listen backlog
 inline constexpr std::chrono::milliseconds kControlTimeout{2000};  // a client that stalls is cut

@@ -17,8 +17,9 @@ namespace wire = starling::wire::discovery;
 constexpr char kDiscoveryId[] = "SDSC";
 constexpr char kMembershipId[] = "SMEM";
 constexpr std::size_t kIdentifierOffset = sizeof(flatbuffers::uoffset_t) * 2;  // size, root
-// Packet and certificate tables in one message.
-constexpr std::uint32_t kMaxTables = 1 + kMaxCertificatesPerAnswer;
+// Packet and certificate (or revocation) tables in one message.
+constexpr std::uint32_t kMaxTables =
+    1 + static_cast<std::uint32_t>(std::max(kMaxCertificatesPerAnswer, kMaxRevocationsPerMessage));
 // What a packet spends besides certificate bytes: offsets, vtable, lengths, padding.
 constexpr std::size_t kPacketOverheadBytes = 96;
 constexpr std::size_t kPerCertificateOverheadBytes = 24;
@@ -75,6 +76,26 @@ Result<DiscoveryMessage> read_answer(const wire::Packet& p, DiscoveryMessage m) 
     return m;
 }
 
+Result<DiscoveryMessage> read_revocations(const wire::Packet& p, DiscoveryMessage m) {
+    const auto* revocations = p.revocations();
+    if (revocations == nullptr || revocations->size() == 0 ||
+        revocations->size() > kMaxRevocationsPerMessage)
+        return malformed("revocations message carries 1.." +
+                         std::to_string(kMaxRevocationsPerMessage) + " revocations");
+    for (const wire::RevocationBytes* r : *revocations) {
+        if (r->bytes()->size() > limits::kMaxRevocationBytes) return malformed("revocation too large");
+        m.revocations.push_back(bytes_of(r->bytes()));
+    }
+    return m;
+}
+
+Result<DiscoveryMessage> read_summary(const wire::Packet& p, DiscoveryMessage m) {
+    if ((p.flags() & ~kSummaryAnswer) != 0) return malformed("unknown summary flags");
+    m.summary = p.summary();
+    m.summary_flags = p.flags();
+    return m;
+}
+
 }  // namespace
 
 Channel channel_of(std::span<const std::uint8_t> plaintext) noexcept {
@@ -125,6 +146,29 @@ std::vector<std::uint8_t> encode_certificates(
                   wire::CreatePacket(fbb, wire::Kind::certificates, 0, 0, 0, 0, 0, list));
 }
 
+std::vector<std::uint8_t> encode_revocations(std::span<const std::vector<std::uint8_t>> revocations,
+                                             std::size_t first, std::size_t& packed) {
+    std::size_t budget = crypto::kMaxClusterPlaintextBytes - kPacketOverheadBytes;
+    packed = 0;
+    std::vector<flatbuffers::Offset<wire::RevocationBytes>> tables;
+    flatbuffers::FlatBufferBuilder fbb(crypto::kMaxPeerPlaintextBytes);
+    for (std::size_t i = first; i < revocations.size() && packed < kMaxRevocationsPerMessage;
+         ++i, ++packed) {
+        const std::size_t cost = revocations[i].size() + kPerCertificateOverheadBytes;
+        if (cost > budget) break;
+        budget -= cost;
+        tables.push_back(wire::CreateRevocationBytes(fbb, fbb.CreateVector(revocations[i])));
+    }
+    const auto list = fbb.CreateVector(tables);
+    return finish(fbb, wire::CreatePacket(fbb, wire::Kind::revocations, 0, 0, 0, 0, 0, 0, list));
+}
+
+std::vector<std::uint8_t> encode_revocation_summary(std::uint64_t summary, std::uint8_t flags) {
+    flatbuffers::FlatBufferBuilder fbb(64);
+    return finish(fbb, wire::CreatePacket(fbb, wire::Kind::revocation_summary, flags, 0, 0, 0, 0,
+                                          0, 0, summary));
+}
+
 Result<DiscoveryMessage> decode_discovery(std::span<const std::uint8_t> plaintext) {
     if (plaintext.size() > crypto::kMaxPeerPlaintextBytes)
         return make_error(ErrorCode::too_large, "discovery message over its datagram");
@@ -146,6 +190,12 @@ Result<DiscoveryMessage> decode_discovery(std::span<const std::uint8_t> plaintex
         case wire::Kind::certificates:
             m.kind = DiscoveryKind::certificates;
             return read_answer(*packet, std::move(m));
+        case wire::Kind::revocations:
+            m.kind = DiscoveryKind::revocations;
+            return read_revocations(*packet, std::move(m));
+        case wire::Kind::revocation_summary:
+            m.kind = DiscoveryKind::revocation_summary;
+            return read_summary(*packet, std::move(m));
         default:
             return malformed("unknown kind");
     }

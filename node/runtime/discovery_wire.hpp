@@ -16,7 +16,13 @@
 
 namespace starling::runtime {
 
-enum class DiscoveryKind : std::uint8_t { beacon = 1, certificate_request = 2, certificates = 3 };
+enum class DiscoveryKind : std::uint8_t {
+    beacon = 1,
+    certificate_request = 2,
+    certificates = 3,
+    revocations = 4,         // owner-signed revocations, passed on by any member
+    revocation_summary = 5,  // a hash of the revoked ids the sender holds (anti-entropy)
+};
 
 // Beacon flags.
 inline constexpr std::uint8_t kBeaconSeeking = 1;   // the sender knows no live member yet
@@ -30,6 +36,12 @@ inline constexpr std::size_t kMaxWantsPerRequest = 64;
 // sealed datagram carries about four; the decoder refuses more than this.
 inline constexpr std::size_t kMaxCertificatesPerAnswer = 8;
 
+// Revocations in one message: each is ~190 bytes (limits::kMaxRevocationBytes at most); the
+// encoder packs what one to_cluster datagram holds, the decoder refuses more than this.
+inline constexpr std::size_t kMaxRevocationsPerMessage = 8;
+// Revocation summary flag: this summary answers another one (do not answer it).
+inline constexpr std::uint8_t kSummaryAnswer = 1;
+
 struct Beacon {
     std::uint8_t flags = 0;
     net::Ipv4Endpoint address;              // where the sender listens
@@ -41,6 +53,9 @@ struct DiscoveryMessage {
     Beacon beacon;                                        // beacon
     std::vector<crypto::DeviceId> wants;                  // certificate_request
     std::vector<std::vector<std::uint8_t>> certificates;  // certificates
+    std::vector<std::vector<std::uint8_t>> revocations;   // revocations
+    std::uint64_t summary = 0;                            // revocation_summary
+    std::uint8_t summary_flags = 0;                       // revocation_summary
 };
 
 // Which protocol a datagram's plaintext speaks, by its FlatBuffers identifier.
@@ -56,6 +71,14 @@ enum class Channel : std::uint8_t { membership, discovery, unknown };
 [[nodiscard]] std::vector<std::uint8_t> encode_certificates(
     std::span<const std::vector<std::uint8_t>> certificates, std::size_t first,
     std::size_t& packed);
+
+// Revocations (crypto::encode_revocation bytes) from `revocations` that fit one datagram sealed
+// either way, starting at `first`; `packed` says how many were taken (as encode_certificates).
+[[nodiscard]] std::vector<std::uint8_t> encode_revocations(
+    std::span<const std::vector<std::uint8_t>> revocations, std::size_t first,
+    std::size_t& packed);
+[[nodiscard]] std::vector<std::uint8_t> encode_revocation_summary(std::uint64_t summary,
+                                                                  std::uint8_t flags);
 
 // malformed or too_large (over crypto::kMaxPeerPlaintextBytes) with the reason.
 [[nodiscard]] Result<DiscoveryMessage> decode_discovery(std::span<const std::uint8_t> plaintext);

@@ -118,8 +118,13 @@ Result<std::unique_ptr<Node>> Node::create(crypto::EnrollmentBundle bundle, Stat
     auto impl = std::make_unique<Impl>(std::move(bundle), std::move(state), transport, clock, alarm,
                                        std::move(options), std::move(log), *boot, seed);
     for (const std::string& why : refused) impl->log("ignoring revocation " + why);
-    for (const crypto::Revocation& r : revocations)
-        if (Status s = impl->peers.revoke(r); !s) impl->log("revocation refused: " + s.error().message);
+    for (const crypto::Revocation& r : revocations) {
+        if (Status s = impl->peers.revoke(r); !s) {
+            impl->log("revocation refused: " + s.error().message);
+            continue;
+        }
+        impl->revocations.emplace(r.device, crypto::encode_revocation(r));  // spread too
+    }
     for (const net::Ipv4Endpoint& s : impl->options.seeds)
         add_target(impl->direct_targets, s, impl->options.advertise);
     if (!known) impl->log("ignoring the last known peers: " + known.error().message);
@@ -148,6 +153,8 @@ void Node::start() {
           n.options.advertise.to_string() + " incarnation " +
           std::to_string(n.state.record().incarnation + 1));
     const Time now = n.clock.now();
+    n.next_revocation_sync = now + Duration(static_cast<Duration::rep>(
+                                       n.rng.below(static_cast<std::uint64_t>(kRevocationSyncInterval.count()))));
     n.discovery_tick(now);  // beacons first: a seed must know our certificate before our join
     for (const net::Ipv4Endpoint& target : n.direct_targets)
         n.core.on_seed_discovered(now, to_peer_address(target));
@@ -253,6 +260,7 @@ void Node::Impl::on_timer() {
     discovery_tick(now);
     release_parked(now);
     open_held(now);
+    revocation_tick(now);
     history_tick(now);
     if (now >= next_peers_save) {
         next_peers_save = now + kPeersSaveInterval;
@@ -287,7 +295,8 @@ void Node::Impl::perform_actions() {
 void Node::Impl::reschedule() {
     if (failed || !started) return;
     const Time now = clock.now();
-    Time next = std::min({core.next_wakeup(), beacons.next_wakeup(), now + kMaxTimerDelay});
+    Time next = std::min({core.next_wakeup(), beacons.next_wakeup(), next_revocation_sync,
+                          now + kMaxTimerDelay});
     for (const Parked& p : parked) next = std::min({next, p.deadline, p.retry});
     if (!held.empty()) next = std::min(next, held.front().deadline);
     if (leaving) next = std::min(next, leave_deadline);

@@ -98,6 +98,10 @@ public:
                         std::span<const std::uint8_t> plaintext);
     void on_other_channel(OtherChannelHandler handler);
     [[nodiscard]] bool is_revoked(const crypto::DeviceId& device) const;
+    // A revocation from the operator (crypto::encode_revocation bytes, as in the file `starling
+    // cluster revoke` writes): verified against the owner's key, applied (the device is refused
+    // and marked revoked), kept in the state directory and spread to every member. True when new.
+    [[nodiscard]] Result<bool> revoke(std::span<const std::uint8_t> revocation);
     [[nodiscard]] net::Ipv4Endpoint advertised() const;
 
     struct Impl;  // node_impl.hpp

@@ -44,6 +44,10 @@ void Node::Impl::on_discovery(const net::Ipv4Endpoint& from, const crypto::Devic
             return on_certificate_request(sender, from, m->wants);
         case DiscoveryKind::certificates:
             return on_certificates(m->certificates);
+        case DiscoveryKind::revocations:
+            return on_revocations(sender, m->revocations);
+        case DiscoveryKind::revocation_summary:
+            return on_revocation_summary(sender, from, m->summary, m->summary_flags);
     }
 }
 
@@ -168,10 +172,14 @@ void Node::Impl::request_certificates(const net::Ipv4Endpoint& from, const crypt
 void Node::Impl::on_unknown_sender(const net::Ipv4Endpoint& from,
                                    std::span<const std::uint8_t> datagram) {
     const DatagramResult<DatagramHeader> header = parse_datagram_header(datagram);
-    if (!header || alone()) return;
+    if (!header) return;
     crypto::DeviceId sender{};
     std::copy(header->sender.begin(), header->sender.end(), sender.begin());
-    if (peers.is_revoked(sender)) return;
+    if (peers.is_revoked(sender)) {
+        ++stats.revoked_refused;
+        return;
+    }
+    if (alone()) return;
     const Time now = clock.now();
     if (held.size() >= kMaxHeldDatagrams) {  // the oldest gives way
         ++stats.held_expired;

@@ -42,6 +42,17 @@ inline constexpr Duration kHeldWait = 1s;
 // beacon (our certificate), at most once per interval per address, for this many addresses.
 inline constexpr Duration kIntroductionInterval = 1s;
 inline constexpr std::size_t kMaxIntroductions = 64;
+// Revocations spread by gossip (node_revocations.cpp): a node passes a new one on once, to this
+// many random live members; each interval, one random live member gets a hash of the revoked
+// ids this node holds, and a node holding a different set answers with its revocations, at
+// most this many per exchange (the next exchange goes on from there), at most this many
+// answers per second (an answer costs up to ~10 datagrams).
+inline constexpr std::size_t kRevocationFanout = 4;
+inline constexpr Duration kRevocationSyncInterval = 30s;
+// After a new one, the summary goes out this soon as well: a lost first copy is repaired at once.
+inline constexpr Duration kRevocationFollowUp = 1s;
+inline constexpr std::size_t kMaxRevocationsPerExchange = 64;
+inline constexpr std::uint32_t kRevocationAnswersPerSecond = 10;
 // A leave is given this long to spread before the node exits anyway.
 inline constexpr Duration kMaxLeaveDrain = 2s;
 // The last known peers are written at most this often (and at exit).
@@ -71,6 +82,11 @@ struct NodeStats {
     std::uint64_t beacons_sent = 0;
     std::uint64_t answers_limited = 0;
     std::uint64_t certificate_requests = 0;
+    std::uint64_t revocations_accepted = 0;  // new, verified (from the wire, control, state dir)
+    std::uint64_t revocations_refused = 0;   // bad bytes or not signed by the owner
+    std::uint64_t revocations_sent = 0;      // datagrams carrying revocations
+    std::uint64_t revocations_unsaved = 0;   // accepted, but the state directory refused the file
+    std::uint64_t revoked_refused = 0;       // datagrams from a revoked device
     std::uint64_t held = 0;          // datagrams from an unknown sender held for its certificate
     std::uint64_t held_expired = 0;  // ... whose certificate did not come in time (or no room)
 };
@@ -152,6 +168,20 @@ struct Node::Impl {
     void release_parked(Time now);
     void discovery_tick(Time now);
 
+    // node_revocations.cpp
+    // Verifies, applies (the device is refused from now on, marked revoked in the core),
+    // persists in the state directory when `persist`, and passes it on. True when new.
+    [[nodiscard]] Result<bool> accept_revocation(std::span<const std::uint8_t> bytes,
+                                                 const std::optional<crypto::DeviceId>& from,
+                                                 bool persist);
+    void on_revocations(const crypto::DeviceId& sender,
+                        std::span<const std::vector<std::uint8_t>> revocations);
+    void on_revocation_summary(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
+                               std::uint64_t summary, std::uint8_t flags);
+    void send_revocations(const crypto::DeviceId& device, const net::Ipv4Endpoint& to);
+    void revocation_tick(Time now);
+    [[nodiscard]] std::uint64_t revocation_summary() const;
+
     // node_report.cpp
     [[nodiscard]] std::string members_table() const;
     [[nodiscard]] std::string members_json() const;
@@ -203,6 +233,12 @@ struct Node::Impl {
     std::vector<net::Ipv4Endpoint> direct_targets;  // seeds, then last known peers
     std::deque<Parked> parked;
     std::deque<Held> held;
+    // Revocations held, encoded, by revoked device (as many as PeerTable accepts).
+    std::map<crypto::DeviceId, std::vector<std::uint8_t>> revocations;
+    std::size_t revocation_cursor = 0;  // where the next answer starts
+    Time next_revocation_sync{};
+    bool revocations_offered = false;  // our summary went to a member since we joined
+    WindowLimit revocation_answers{kRevocationAnswersPerSecond, 1s};
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
     std::map<net::Ipv4Endpoint, Time> introduced;  // direct beacons before joins
     NodeStats stats;

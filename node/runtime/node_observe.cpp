@@ -15,6 +15,8 @@ const char* kind_name(DiscoveryKind kind) {
         case DiscoveryKind::beacon: return "beacon";
         case DiscoveryKind::certificate_request: return "certificate_request";
         case DiscoveryKind::certificates: return "certificates";
+        case DiscoveryKind::revocations: return "revocations";
+        case DiscoveryKind::revocation_summary: return "revocation_summary";
     }
     return "discovery?";
 }
@@ -177,6 +179,20 @@ std::string Node::Impl::metrics_text() const {
     p.counter("starling_beacons_total", "LAN beacons sent", static_cast<double>(stats.beacons_sent));
     p.gauge("starling_parked_messages", "Messages waiting for certificates",
             static_cast<double>(parked.size()));
+    p.gauge("starling_revocations", "Devices revoked by the owner, as this node holds them",
+            static_cast<double>(revocations.size()));
+    const std::pair<const char*, std::uint64_t> revocation_counts[] = {
+        {"accepted", stats.revocations_accepted},
+        {"refused", stats.revocations_refused},
+        {"unsaved", stats.revocations_unsaved}};
+    for (const auto& [outcome, count] : revocation_counts)
+        p.counter("starling_revocations_received_total",
+                  "Revocations heard (operator, peers, state directory), by outcome",
+                  static_cast<double>(count), {{"outcome", outcome}});
+    p.counter("starling_revocation_datagrams_sent_total", "Datagrams carrying revocations",
+              static_cast<double>(stats.revocations_sent));
+    p.counter("starling_revoked_refused_total", "Datagrams from a revoked device, refused",
+              static_cast<double>(stats.revoked_refused));
     p.counter("starling_held_datagrams_total",
               "Datagrams from a sender without a known certificate, held while it is fetched",
               static_cast<double>(stats.held));

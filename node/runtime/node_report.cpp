@@ -102,7 +102,11 @@ std::string Node::Impl::stats_text() const {
         << "\nseal_failed " << stats.seal_failed << "\nbeacons_sent " << stats.beacons_sent
         << "\nanswers_limited " << stats.answers_limited << "\ncertificate_requests "
         << stats.certificate_requests << "\nheld " << stats.held << "\nheld_expired "
-        << stats.held_expired << "\nknown_certificates " << peers.size()
+        << stats.held_expired << "\nrevocations " << revocations.size()
+        << "\nrevocations_accepted " << stats.revocations_accepted << "\nrevocations_refused "
+        << stats.revocations_refused << "\nrevocations_unsaved " << stats.revocations_unsaved
+        << "\nrevocations_sent " << stats.revocations_sent << "\nrevoked_refused "
+        << stats.revoked_refused << "\nknown_certificates " << peers.size()
         << "\nlive_members " << core.live_count() << "\nhealth_multiplier "
         << core.health_multiplier() << '\n';
     const membership::Counters& c = core.counters();

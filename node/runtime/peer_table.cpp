@@ -42,7 +42,7 @@ Status PeerTable::revoke(const crypto::Revocation& revocation) {
                           "this device '" + own_.name + "' is revoked: re-enroll it");
     if (!revoked_.contains(revocation.device) && revoked_.size() >= kMaxKnownCertificates)
         return make_error(ErrorCode::too_large, "too many revocations");
-    revoked_.insert(revocation.device);
+    revoked_.emplace(revocation.device, revocation.name);
     certificates_.erase(revocation.device);
     return Ok{};
 }
@@ -59,6 +59,7 @@ bool PeerTable::is_revoked(const crypto::DeviceId& device) const {
 
 std::string PeerTable::name_of(const crypto::DeviceId& device) const {
     if (const crypto::Certificate* cert = find(device)) return cert->name;
+    if (const auto it = revoked_.find(device); it != revoked_.end()) return it->second;
     return "device-" + crypto::to_hex(std::span(device).first(kNameIdBytes));
 }
 

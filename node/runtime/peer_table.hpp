@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <map>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,7 +66,7 @@ private:
     const crypto::SignKeyPair& sign_;
     const Clock& clock_;
     std::map<crypto::DeviceId, crypto::Certificate> certificates_;
-    std::set<crypto::DeviceId> revoked_;
+    std::map<crypto::DeviceId, std::string> revoked_;  // with the name the owner revoked
 };
 
 }  // namespace starling::runtime

@@ -2,7 +2,8 @@
 # Real `starling node` processes on loopback addresses, joined through explicit seeds, each losing
 # 10% of its datagrams (the hidden test-only hook): everyone sees everyone; kill -9 is logged
 # "peer failed" by every survivor and nobody else is; a restart comes back up; SIGTERM is logged
-# "peer left" and exits 0. Waits poll with a bound; every process is cleaned up.
+# "peer left" and exits 0; a revocation handed to one node (`starling revoke`) reaches the others.
+# Waits poll with a bound; every process is cleaned up.
 #   check_node_loopback.sh STARLING_BINARY
 set -euo pipefail
 bin="$1"
@@ -79,4 +80,12 @@ for i in 1 2 3; do
   ! grep "peer failed" "$(name "$i").log" | grep -v "peer failed n002" | grep -q . ||
     fail "a false failure at 10% loss"
 done
+
+# The operator revokes n003 through node 1 alone: it reaches node 2 too, which keeps the file.
+"$bin" cluster revoke --cluster c --name n003 --out n003.revoked >/dev/null
+"$bin" revoke --state s1 n003.revoked | grep -q "revoked" || fail "node 1 did not take the revocation"
+# (at 10% loss the first copy may be lost: the summary exchange, 1 s later and every 30 s, repairs it)
+wait_for 70 "the revocation reaches every member" everyone "1 2" logged "peer revoked n003"
+ls s2/*.revoked >/dev/null 2>&1 || fail "node 2 did not keep the revocation"
+"$bin" revoke --state s2 n003.revoked | grep -q "already revoked" || fail "a second hand-over is news"
 echo "PASS"

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,50 @@ TEST_CASE("a partition fails each side for the other; after the heal everyone is
     c.simulated->heal();
     c.run_for(90s);
     CHECK(c.all_see_all_alive());
+}
+
+TEST_CASE("a revocation given to one node reaches every node, which drop and refuse the device") {
+    constexpr std::size_t kNodes = 7;  // n001..n006 run first, n007 joins after the revocation
+    NodeCluster c(kNodes, false, 0, rough_link(0.05), 9);
+    for (std::size_t i = 0; i < 6; ++i) c.start(i, i == 0 ? std::vector<std::size_t>{} : std::vector<std::size_t>{0});
+    c.run_for(15s);
+    REQUIRE(c.all_see_all_alive());
+    Result<crypto::Revocation> revocation = c.secrets().revoke("n006", kUnixStart);
+    REQUIRE(revocation.ok());
+    const std::vector<std::uint8_t> bytes = crypto::encode_revocation(*revocation);
+    Result<bool> added = c.slot(0).node->revoke(bytes);
+    REQUIRE(added.ok());
+    CHECK(*added);
+    CHECK(*c.slot(0).node->revoke(bytes) == false);  // once
+    std::vector<std::uint8_t> forged = bytes;
+    forged[forged.size() - 3] ^= 1;  // inside the owner's signature
+    CHECK_FALSE(c.slot(1).node->revoke(forged).ok());
+    c.run_for(5s);
+    c.start(6, {1});
+    c.run_for(90s);
+    const std::string file = crypto::to_hex(revocation->device) + ".revoked";
+    for (std::size_t i : {0, 1, 2, 3, 4, 6}) {
+        CAPTURE(i);
+        CHECK(c.logged(i, "revocation accepted for n006") == 1);
+        CHECK(c.logged(i, "peer up n006") == (i == 6 ? 0 : 1));  // never back
+        CHECK(c.stats(i).find("revocations 1\n") != std::string::npos);
+        CHECK(c.slot(i).node->is_revoked(revocation->device));
+        CHECK(std::filesystem::exists(c.state_dir(i) / file));  // kept for the next start
+        const std::string view = c.members(i);
+        const std::size_t row = view.find("\"name\": \"n006\"");
+        if (row != std::string::npos) CHECK(view.find("\"state\": \"dead\"", row) == view.find("\"state\": ", row));
+    }
+    for (std::size_t i : {0, 1, 2, 3, 4}) CHECK(c.logged(i, "peer revoked n006") == 1);
+    CHECK(c.stats(1).find("revocations_refused 1\n") != std::string::npos);  // the forged one
+    // n006 still runs and talks: every datagram of its is refused and counted.
+    std::size_t refused = 0;
+    for (std::size_t i : {0, 1, 2, 3, 4}) {
+        const std::string s = c.stats(i);
+        const std::size_t at = s.find("revoked_refused ");
+        REQUIRE(at != std::string::npos);
+        refused += std::stoull(s.substr(at + 16));
+    }
+    CHECK(refused > 0);
 }
 
 TEST_CASE("one seed replays the same run; another seed runs differently") {

@@ -64,6 +64,34 @@ TEST_CASE("discovery messages round-trip and malformed ones are refused") {
     REQUIRE(decoded.ok());
     CHECK(decoded->certificates.size() == packed);
 
+    // Revocations travel in packs that fit a to_cluster datagram; a summary keeps its flags.
+    auto secrets = crypto::ClusterSecrets::create("home", kUnixStart);
+    REQUIRE(secrets.ok());
+    std::vector<std::vector<std::uint8_t>> revocations;
+    for (int i = 0; i < 10; ++i) {
+        const std::string name = "d" + std::to_string(i);
+        REQUIRE(secrets->issue_device(name, crypto::Role::trainer, kUnixStart, 1000).ok());
+        auto r = secrets->revoke(name, kUnixStart);
+        REQUIRE(r.ok());
+        revocations.push_back(crypto::encode_revocation(*r));
+    }
+    const auto pack = encode_revocations(revocations, 2, packed);
+    CHECK(packed >= 4);
+    CHECK(packed <= kMaxRevocationsPerMessage);
+    CHECK(pack.size() <= crypto::kMaxClusterPlaintextBytes);
+    auto unpacked = decode_discovery(pack);
+    REQUIRE(unpacked.ok());
+    CHECK(unpacked->kind == DiscoveryKind::revocations);
+    CHECK(std::equal(unpacked->revocations.begin(), unpacked->revocations.end(), revocations.begin() + 2));
+    auto summary = decode_discovery(encode_revocation_summary(0xfeedull, kSummaryAnswer));
+    REQUIRE(summary.ok());
+    CHECK(summary->kind == DiscoveryKind::revocation_summary);
+    CHECK(summary->summary == 0xfeedull);
+    CHECK(summary->summary_flags == kSummaryAnswer);
+    CHECK_FALSE(decode_discovery(encode_revocation_summary(1, 0x80)).ok());
+    const std::vector<std::vector<std::uint8_t>> oversized(1, std::vector<std::uint8_t>(600, 1));
+    CHECK_FALSE(decode_discovery(encode_revocations(oversized, 0, packed)).ok());
+
     auto truncated = bytes;
     truncated.resize(bytes.size() / 2);
     CHECK_FALSE(decode_discovery(truncated).ok());

@@ -1,5 +1,5 @@
 // libFuzzer target for discovery messages (node/runtime/discovery_wire.hpp): beacons, certificate
-// requests and answers arrive from any cluster member. Arbitrary bytes never crash the decoder,
+// requests and answers, revocations and revocation summaries arrive from any cluster member. Arbitrary bytes never crash the decoder,
 // and whatever decodes re-encodes to bytes that decode to the same message (an answer too large
 // for one datagram to its first certificates).
 // Build: the 'fuzz' preset (cmake --preset fuzz && cmake --build build/fuzz --target fuzz_discovery).
@@ -26,6 +26,12 @@ std::vector<std::uint8_t> reencode(const DiscoveryMessage& m) {
             std::size_t packed = 0;
             return encode_certificates(m.certificates, 0, packed);
         }
+        case DiscoveryKind::revocations: {
+            std::size_t packed = 0;
+            return encode_revocations(m.revocations, 0, packed);
+        }
+        case DiscoveryKind::revocation_summary:
+            return encode_revocation_summary(m.summary, m.summary_flags);
     }
     std::abort();
 }
@@ -33,7 +39,8 @@ std::vector<std::uint8_t> reencode(const DiscoveryMessage& m) {
 bool same(const DiscoveryMessage& a, const DiscoveryMessage& b) {
     return a.kind == b.kind && a.beacon.flags == b.beacon.flags &&
            a.beacon.address == b.beacon.address && a.beacon.certificate == b.beacon.certificate &&
-           a.wants == b.wants && a.certificates == b.certificates;
+           a.wants == b.wants && a.certificates == b.certificates && a.revocations == b.revocations &&
+           a.summary == b.summary && a.summary_flags == b.summary_flags;
 }
 
 }  // namespace
@@ -45,10 +52,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!decoded) return 0;
     auto redecoded = decode_discovery(reencode(*decoded));
     if (!redecoded) std::abort();
-    if (decoded->kind == DiscoveryKind::certificates) {
+    if (decoded->kind == DiscoveryKind::certificates ||
+        decoded->kind == DiscoveryKind::revocations) {
         // Re-encoding packs what fits one datagram: a prefix of the original, never empty.
-        auto& got = redecoded->certificates;
-        auto& had = decoded->certificates;
+        const bool certificates = decoded->kind == DiscoveryKind::certificates;
+        auto& got = certificates ? redecoded->certificates : redecoded->revocations;
+        auto& had = certificates ? decoded->certificates : decoded->revocations;
         if (got.empty() || got.size() > had.size() ||
             !std::equal(got.begin(), got.end(), had.begin()))
             std::abort();

@@ -222,6 +222,21 @@ void CaptureDecoder::State::describe(std::span<const std::uint8_t> plaintext,
                                                    : "certificate (malformed)");
                     }
                     break;
+                case runtime::DiscoveryKind::revocations:
+                    out.kind = "revocations";
+                    for (const auto& bytes : d->revocations) {
+                        Result<crypto::Revocation> r = crypto::decode_revocation(bytes);
+                        const bool valid =
+                            r && crypto::verify_revocation(*r, bundle.owner_key, bundle.cluster).ok();
+                        out.details.push_back(r ? "revokes " + r->name + (valid ? "" : " (not the owner's)")
+                                                : "revocation (malformed)");
+                    }
+                    break;
+                case runtime::DiscoveryKind::revocation_summary:
+                    out.kind = "revocation_summary";
+                    out.details.push_back("summary " + std::to_string(d->summary) +
+                                          ((d->summary_flags & runtime::kSummaryAnswer) != 0 ? " (answer)" : ""));
+                    break;
             }
             (void)from;
             return;

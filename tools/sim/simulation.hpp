@@ -64,7 +64,7 @@ struct Report {
     std::vector<Detection> detections;
     std::uint64_t false_failure_count = 0;
     std::vector<FalseFailure> false_failures;  // the first few, for the log
-    std::uint64_t peer_events[5] = {};         // by PeerEventKind
+    std::uint64_t peer_events[6] = {};         // by PeerEventKind
     Traffic traffic;
     Traffic window;  // the scenario's window, when it has one
     bool has_window = false;
