@@ -122,6 +122,15 @@ Result<std::unique_ptr<net::Transport>> open_transport(net::EventLoop& loop, Net
     return net::open_udp_transport(loop, options);
 }
 
+// One request to the node running with state directory `state`, over its control socket.
+Result<std::string> ask_node(const std::string& state, const std::string& request) {
+    Result<std::string> reply = net::query_control(runtime::control_socket_path(state), request);
+    if (!reply && reply.error().code == ErrorCode::not_found)
+        return make_error(ErrorCode::not_found,
+                          "no node is running with state directory '" + state + "'");
+    return reply;
+}
+
 }  // namespace
 
 int run_node(const NodeArgs& given) {
@@ -217,10 +226,7 @@ int run_revoke_node(const RevokeNodeArgs& a) {
     if (!revocation) return report(revocation.error());
     const std::string request =
         std::string(kRevokeRequest) + crypto::to_hex(crypto::encode_revocation(*revocation));
-    Result<std::string> reply = net::query_control(runtime::control_socket_path(a.state), request);
-    if (!reply && reply.error().code == ErrorCode::not_found)
-        return report(make_error(ErrorCode::not_found,
-                                 "no node is running with state directory '" + a.state + "'"));
+    Result<std::string> reply = ask_node(a.state, request);
     if (!reply) return report(reply.error());
     std::cout << *reply;
     return reply->starts_with("error:") ? kExitFailure : kExitOk;
@@ -228,10 +234,7 @@ int run_revoke_node(const RevokeNodeArgs& a) {
 
 int run_members(const MembersArgs& a) {
     const char* request = a.stats ? "stats" : a.json ? "members json" : "members";
-    Result<std::string> reply = net::query_control(runtime::control_socket_path(a.state), request);
-    if (!reply && reply.error().code == ErrorCode::not_found)
-        return report(make_error(ErrorCode::not_found,
-                                 "no node is running with state directory '" + a.state + "'"));
+    Result<std::string> reply = ask_node(a.state, request);
     if (!reply) return report(reply.error());
     std::cout << *reply;
     return kExitOk;

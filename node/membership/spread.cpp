@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "node/membership/engine.hpp"
+#include "protocol/set_summary.hpp"
 
 namespace starling::membership::detail {
 
@@ -139,23 +140,10 @@ void Engine::send_sync_entries(const PeerAddress& to, const std::optional<Device
 
 namespace {
 
-// splitmix64's finaliser: a well-mixed 64-bit value from each input word.
-std::uint64_t mix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 std::uint64_t digest_hash(const Digest& d) {
-    std::uint64_t h = mix(d.incarnation ^ (std::uint64_t{static_cast<std::uint8_t>(d.state)} << 56));
-    for (std::size_t i = 0; i < d.id.size(); i += 8) {
-        std::uint64_t word = 0;
-        for (std::size_t j = 0; j < 8 && i + j < d.id.size(); ++j)
-            word |= std::uint64_t{d.id[i + j]} << (8 * j);
-        h = mix(h ^ word);
-    }
-    return h;
+    const std::uint64_t seed =
+        mix64(d.incarnation ^ (std::uint64_t{static_cast<std::uint8_t>(d.state)} << 56));
+    return element_hash(d.id, seed);
 }
 
 }  // namespace

@@ -8,34 +8,13 @@
 
 #include "crypto/cluster.hpp"
 #include "node/runtime/node_impl.hpp"
+#include "protocol/set_summary.hpp"
 
 namespace starling::runtime {
-namespace {
-
-// splitmix64's finaliser, as the membership table summary uses it.
-std::uint64_t mix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-std::uint64_t id_hash(const crypto::DeviceId& id) {
-    std::uint64_t h = 0;
-    for (std::size_t i = 0; i < id.size(); i += 8) {
-        std::uint64_t word = 0;
-        for (std::size_t j = 0; j < 8 && i + j < id.size(); ++j)
-            word |= std::uint64_t{id[i + j]} << (8 * j);
-        h = mix(h ^ word);
-    }
-    return h;
-}
-
-}  // namespace
 
 std::uint64_t Node::Impl::revocation_summary() const {
     std::uint64_t sum = 0;  // a sum: the same for the same set in any order
-    for (const auto& entry : revocations) sum += id_hash(entry.first);
+    for (const auto& entry : revocations) sum += element_hash(entry.first);
     return sum;
 }
 
