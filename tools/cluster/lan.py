@@ -34,8 +34,11 @@ class Lan:
         self.n = n
 
     def __enter__(self):
-        subprocess.run([LAUNCH, "down"], check=True)  # leftovers of an interrupted run
-        subprocess.run([LAUNCH, "up", str(self.n)], check=True)
+        # Leftovers of an interrupted run go; a LAN another running process owns stays, and
+        # `up` then says so and fails.
+        subprocess.run([LAUNCH, "down"], check=False)
+        if subprocess.run([LAUNCH, "up", str(self.n)], check=False).returncode != 0:
+            raise SystemExit("lan.py: could not build the namespace LAN (see launch.sh above)")
         return self
 
     def __exit__(self, *exc):

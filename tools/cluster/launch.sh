@@ -8,12 +8,14 @@
 #   launch.sh [--nodes N] [--bin STARLING] [--work DIR] [--drop-rate R] [--for SECONDS]
 #       the LAN, N enrolled devices, one node each; waits for Ctrl-C (or SECONDS), then tears down
 #   launch.sh up N     only the LAN (tools/cluster/measure.py starts the processes itself)
-#   launch.sh down     removes every namespace, link and setting this tool made
+#   launch.sh down [--force]   removes every namespace, link and setting this tool made; a LAN
+#       whose owner (the process that called `up`) still runs is left alone unless --force
 #   launch.sh ns I | addr I   the name / address of namespace I (1..N)
 set -euo pipefail
 
 readonly PREFIX=stlan BRIDGE=stlbr0 VETH=stlv
 readonly SAVED=/run/starling-lan.sysctl   # neighbour thresholds before `up`
+readonly OWNER=/run/starling-lan.owner    # pid of the process the LAN belongs to
 readonly MAX_NODES=960                    # 10.77.0.10 .. 10.77.3.249
 
 ns() { echo "$PREFIX-$1"; }
@@ -42,10 +44,23 @@ restore_neighbour_limits() {
   rm -f "$SAVED"
 }
 
+# The pid that owns the LAN now, if that process still runs (one LAN per machine: the address
+# range and names are fixed, so a second run must not take over, nor tear down, the first's).
+live_owner() {
+  local pid
+  [[ -r "$OWNER" ]] && pid="$(cat "$OWNER")" && [[ "$pid" =~ ^[0-9]+$ ]] &&
+    kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
 lan_up() {
-  local n="$1" i
+  local n="$1" owner="$2" i other
   ((n >= 1 && n <= MAX_NODES)) || { echo "launch.sh: N must be 1..$MAX_NODES" >&2; exit 2; }
+  if other="$(live_owner)" && [[ "$other" != "$owner" ]]; then
+    echo "launch.sh: the LAN is in use by process $other (another run); not starting a second" >&2
+    exit 1
+  fi
   ! ip link show "$BRIDGE" >/dev/null 2>&1 || { echo "launch.sh: $BRIDGE exists: run 'launch.sh down'" >&2; exit 1; }
+  echo "$owner" >"$OWNER"
   raise_neighbour_limits "$n"
   ip link add "$BRIDGE" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
   sysctl -qw "net.ipv6.conf.$BRIDGE.disable_ipv6=1"
@@ -65,7 +80,11 @@ lan_up() {
 }
 
 lan_down() {
-  local name pid
+  local caller="$1" force="${2:-}" name pid other
+  if other="$(live_owner)" && [[ "$other" != "$caller" && "$force" != --force ]]; then
+    echo "launch.sh: the LAN belongs to running process $other; left alone (down --force removes it)" >&2
+    return 1
+  fi
   for name in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true); do
     for pid in $(ip netns pids "$name" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
     ip netns del "$name" 2>/dev/null || true
@@ -75,6 +94,7 @@ lan_down() {
   done
   ip link del "$BRIDGE" 2>/dev/null || true
   restore_neighbour_limits
+  rm -f "$OWNER"
 }
 
 work="" pids=()
@@ -86,7 +106,7 @@ stop_cluster() {
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
   done
-  lan_down
+  lan_down $$
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "launch.sh: torn down (logs in $work/logs)"
 }
@@ -110,7 +130,7 @@ run_cluster() {
   mkdir -p "$work/logs" "$work/state"
   trap stop_cluster EXIT
   trap 'exit 130' INT TERM
-  lan_up "$n"
+  lan_up "$n" $$
   "$bin" cluster init --dir "$work/cluster" --name lan --force >/dev/null
   "$bin" cluster enroll --cluster "$work/cluster" --count "$n" --prefix node- \
     --out-dir "$work/bundles" --force >/dev/null
@@ -128,8 +148,8 @@ run_cluster() {
 }
 
 case "${1:-}" in
-  up) lan_up "$2" ;;
-  down) lan_down ;;
+  up) lan_up "$2" "$PPID" ;;       # the caller owns it (measure.py, demo.sh, a shell)
+  down) lan_down "$PPID" "${2:-}" ;;
   ns) ns "$2" ;;
   addr) addr "$2" ;;
   *) run_cluster "$@" ;;
