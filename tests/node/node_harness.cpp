@@ -54,6 +54,11 @@ void NodeCluster::adopt_identities(const NodeCluster& other) {
     for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i].bundle = other.slots_[i].bundle;
 }
 
+void NodeCluster::start_all(std::size_t count) {
+    start(0);
+    for (std::size_t i = 1; i < count; ++i) start(i, {0});
+}
+
 void NodeCluster::start(std::size_t index, const std::vector<std::size_t>& seeds) {
     NodeSlot& s = slots_.at(index);
     Result<crypto::EnrollmentBundle> bundle = crypto::decode_enrollment_bundle(s.bundle);

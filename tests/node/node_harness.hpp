@@ -78,6 +78,8 @@ public:
     // when the ids that order members and rank answerers are the same. Before any start.
     void adopt_identities(const NodeCluster& other);
     void start(std::size_t index, const std::vector<std::size_t>& seeds = {});
+    // Starts node 0, then nodes 1..count-1 with node 0 as their seed.
+    void start_all(std::size_t count);
     void crash(std::size_t index);  // kill -9: gone, its host refuses datagrams
     void leave(std::size_t index);  // graceful; the node is gone once its leave has spread
     void run_for(membership::Duration d);

@@ -12,9 +12,7 @@ using namespace starling::runtime::testing;
 
 TEST_CASE("nodes join through a seed and log each peer coming up once") {
     NodeCluster c(3, false);
-    c.start(0);
-    c.start(1, {0});
-    c.start(2, {0});
+    c.start_all(3);
     c.run_for(5s);
     CHECK(c.all_see_all_alive());
     for (std::size_t i = 0; i < 3; ++i)
@@ -36,8 +34,7 @@ TEST_CASE("a member heard of only through gossip is verified once its certificat
 
 TEST_CASE("a killed node is logged failed by every survivor, a leaving one as left") {
     NodeCluster c(4, false);
-    c.start(0);
-    for (std::size_t i = 1; i < 4; ++i) c.start(i, {0});
+    c.start_all(4);
     c.run_for(5s);
     REQUIRE(c.all_see_all_alive());
     c.crash(1);
@@ -54,9 +51,7 @@ TEST_CASE("a killed node is logged failed by every survivor, a leaving one as le
 
 TEST_CASE("a restarted node comes back under a higher incarnation") {
     NodeCluster c(3, false);
-    c.start(0);
-    c.start(1, {0});
-    c.start(2, {0});
+    c.start_all(3);
     c.run_for(5s);
     c.crash(2);
     c.run_for(15s);

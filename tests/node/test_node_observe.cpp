@@ -28,9 +28,7 @@ std::string cursor_of(const std::string& answer) {
 
 TEST_CASE("the control socket shows the message tap, events, metrics, log level and history") {
     NodeCluster c(3, false);
-    c.start(0);
-    c.start(1, {0});
-    c.start(2, {0});
+    c.start_all(3);
     c.run_for(5s);
     REQUIRE(c.all_see_all_alive());
     Node& n = *c.slot(0).node;

@@ -26,11 +26,6 @@ sim::LinkSettings rough_link(double loss) {
     return link;
 }
 
-void start_all(NodeCluster& c, std::size_t n) {
-    c.start(0);
-    for (std::size_t i = 1; i < n; ++i) c.start(i, {0});
-}
-
 std::vector<net::Ipv4Endpoint> addresses(NodeCluster& c, std::initializer_list<std::size_t> nodes) {
     std::vector<net::Ipv4Endpoint> out;
     for (std::size_t i : nodes) out.push_back(c.slot(i).address);
@@ -42,7 +37,7 @@ std::vector<net::Ipv4Endpoint> addresses(NodeCluster& c, std::initializer_list<s
 TEST_CASE("at 30% loss with duplicates and reordering nodes join, a kill is found, nobody else fails") {
     constexpr std::size_t kNodes = 6;
     NodeCluster c(kNodes, false, 0, rough_link(0.30), 11);
-    start_all(c, kNodes);
+    c.start_all(kNodes);
     c.run_for(30s);
     CHECK(c.all_see_all_alive());
     c.crash(kNodes - 1);
@@ -65,7 +60,7 @@ TEST_CASE("LAN beacons find each other across a lossy simulated segment") {
 TEST_CASE("a partition fails each side for the other; after the heal everyone is back") {
     constexpr std::size_t kNodes = 6;
     NodeCluster c(kNodes, false, 0, rough_link(0.02), 3);
-    start_all(c, kNodes);
+    c.start_all(kNodes);
     c.run_for(15s);
     REQUIRE(c.all_see_all_alive());
     c.simulated->partition({addresses(c, {0, 1, 2}), addresses(c, {3, 4, 5})});
@@ -127,7 +122,7 @@ TEST_CASE("one seed replays the same run; another seed runs differently") {
     auto run = [&identities](std::uint64_t seed) {
         NodeCluster c(4, false, 0, rough_link(0.20), seed);
         c.adopt_identities(identities);
-        start_all(c, 4);
+        c.start_all(4);
         c.run_for(10s);
         c.crash(3);
         c.run_for(20s);
