@@ -125,41 +125,46 @@ std::vector<std::uint8_t> encode_certificate_request(std::span<const crypto::Dev
     return finish(fbb, wire::CreatePacket(fbb, wire::Kind::certificate_request, 0, 0, 0, 0, ids));
 }
 
+namespace {
+
+// Byte blobs from `items`, starting at `first`, as tables made by `make`, while they fit one
+// datagram and `most` of them. The budget is the cluster one: an answer to a device whose
+// certificate the answerer lacks goes out to_cluster, signed, and a to_peer-sized answer would
+// not fit it (it was then not sent at all).
+template <class Table>
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<Table>>> pack_tables(
+    flatbuffers::FlatBufferBuilder& fbb, std::span<const std::vector<std::uint8_t>> items,
+    std::size_t first, std::size_t most, std::size_t& packed,
+    flatbuffers::Offset<Table> (*make)(flatbuffers::FlatBufferBuilder&,
+                                       flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>)) {
+    std::size_t budget = crypto::kMaxClusterPlaintextBytes - kPacketOverheadBytes;
+    packed = 0;
+    std::vector<flatbuffers::Offset<Table>> tables;
+    for (std::size_t i = first; i < items.size() && packed < most; ++i, ++packed) {
+        const std::size_t cost = items[i].size() + kPerCertificateOverheadBytes;
+        if (cost > budget) break;
+        budget -= cost;
+        tables.push_back(make(fbb, fbb.CreateVector(items[i])));
+    }
+    return fbb.CreateVector(tables);
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> encode_certificates(
     std::span<const std::vector<std::uint8_t>> certificates, std::size_t first,
     std::size_t& packed) {
-    // The cluster budget: an answer to a device whose certificate the answerer lacks goes out
-    // to_cluster, signed, and a to_peer-sized answer would not fit it (it was not sent at all).
-    std::size_t budget = crypto::kMaxClusterPlaintextBytes - kPacketOverheadBytes;
-    packed = 0;
-    std::vector<flatbuffers::Offset<wire::CertificateBytes>> tables;
     flatbuffers::FlatBufferBuilder fbb(crypto::kMaxPeerPlaintextBytes);
-    for (std::size_t i = first; i < certificates.size() && packed < kMaxCertificatesPerAnswer;
-         ++i, ++packed) {
-        const std::size_t cost = certificates[i].size() + kPerCertificateOverheadBytes;
-        if (cost > budget) break;
-        budget -= cost;
-        tables.push_back(wire::CreateCertificateBytes(fbb, fbb.CreateVector(certificates[i])));
-    }
-    const auto list = fbb.CreateVector(tables);
-    return finish(fbb,
-                  wire::CreatePacket(fbb, wire::Kind::certificates, 0, 0, 0, 0, 0, list));
+    const auto list = pack_tables(fbb, certificates, first, kMaxCertificatesPerAnswer, packed,
+                                  &wire::CreateCertificateBytes);
+    return finish(fbb, wire::CreatePacket(fbb, wire::Kind::certificates, 0, 0, 0, 0, 0, list));
 }
 
 std::vector<std::uint8_t> encode_revocations(std::span<const std::vector<std::uint8_t>> revocations,
                                              std::size_t first, std::size_t& packed) {
-    std::size_t budget = crypto::kMaxClusterPlaintextBytes - kPacketOverheadBytes;
-    packed = 0;
-    std::vector<flatbuffers::Offset<wire::RevocationBytes>> tables;
     flatbuffers::FlatBufferBuilder fbb(crypto::kMaxPeerPlaintextBytes);
-    for (std::size_t i = first; i < revocations.size() && packed < kMaxRevocationsPerMessage;
-         ++i, ++packed) {
-        const std::size_t cost = revocations[i].size() + kPerCertificateOverheadBytes;
-        if (cost > budget) break;
-        budget -= cost;
-        tables.push_back(wire::CreateRevocationBytes(fbb, fbb.CreateVector(revocations[i])));
-    }
-    const auto list = fbb.CreateVector(tables);
+    const auto list = pack_tables(fbb, revocations, first, kMaxRevocationsPerMessage, packed,
+                                  &wire::CreateRevocationBytes);
     return finish(fbb, wire::CreatePacket(fbb, wire::Kind::revocations, 0, 0, 0, 0, 0, 0, list));
 }
 
