@@ -68,4 +68,17 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
     return out;
 }
 
+std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex) {
+    if (hex.size() % 2 != 0) return std::nullopt;
+    if (hex.empty()) return std::vector<std::uint8_t>{};  // libsodium wants a buffer
+    std::vector<std::uint8_t> bytes(hex.size() / 2);
+    std::size_t written = 0;
+    const char* end = nullptr;
+    if (sodium_hex2bin(bytes.data(), bytes.size(), hex.data(), hex.size(), nullptr, &written,
+                       &end) != 0 ||
+        written != bytes.size() || end != hex.data() + hex.size())
+        return std::nullopt;
+    return bytes;
+}
+
 }  // namespace starling::crypto

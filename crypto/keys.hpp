@@ -5,8 +5,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace starling::crypto {
 
@@ -72,5 +75,7 @@ void random_bytes(std::span<std::uint8_t> out);
 
 // Lower-case hex, for logs and file names (device ids, key fingerprints).
 std::string to_hex(std::span<const std::uint8_t> bytes);
+// The bytes of a hex string (either case, nothing else); nullopt for anything else.
+[[nodiscard]] std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex);
 
 }  // namespace starling::crypto

@@ -29,27 +29,10 @@ using namespace std::chrono_literals;
 constexpr std::string_view kNoDiscovery = "none";
 constexpr std::string_view kRevokeRequest = "revoke ";
 
-std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex) {
-    if (hex.size() % 2 != 0) return std::nullopt;
-    std::vector<std::uint8_t> bytes;
-    bytes.reserve(hex.size() / 2);
-    const auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        return -1;
-    };
-    for (std::size_t i = 0; i < hex.size(); i += 2) {
-        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        bytes.push_back(static_cast<std::uint8_t>(hi * 16 + lo));
-    }
-    return bytes;
-}
-
 // `revoke HEX` over the control socket: the operator's revocation, handed to the node.
 std::string answer_revoke(runtime::Node& n, std::string_view hex) {
-    const std::optional<std::vector<std::uint8_t>> bytes = from_hex(hex);
-    if (!bytes) return "error: a revocation in lowercase hex\n";
+    const std::optional<std::vector<std::uint8_t>> bytes = crypto::from_hex(hex);
+    if (!bytes) return "error: a revocation in hex\n";
     Result<bool> added = n.revoke(*bytes);
     if (!added) return "error: " + added.error().message + "\n";
     return *added ? "revoked: kept and spreading to every member\n" : "already revoked\n";

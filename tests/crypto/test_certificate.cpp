@@ -252,3 +252,16 @@ TEST_CASE("a key-epoch announcement verifies, round-trips, and installs into a r
             .ok());
     CHECK(ring.epochs().size() == 2);
 }
+
+TEST_CASE("hex round-trips bytes, and anything but pairs of hex digits is refused") {
+    const std::vector<std::uint8_t> bytes{0x00, 0x7f, 0xa5, 0xff};
+    CHECK(to_hex(bytes) == "007fa5ff");
+    REQUIRE(from_hex("007fa5ff").has_value());
+    CHECK(*from_hex("007fa5ff") == bytes);
+    CHECK(*from_hex("007FA5FF") == bytes);
+    CHECK(from_hex("")->empty());
+    CHECK_FALSE(from_hex("007").has_value());      // odd length
+    CHECK_FALSE(from_hex("00 7f").has_value());    // a space
+    CHECK_FALSE(from_hex("0g").has_value());       // not a digit
+    CHECK_FALSE(from_hex("007fa5ff\n").has_value());
+}
