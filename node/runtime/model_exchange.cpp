@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -257,6 +258,8 @@ std::string ModelExchange::annotate_members_json(const std::string& members) con
     const LearningStatus s = learning_.status();
     const std::string self = crypto::to_hex(node_.certificate().device);
     const membership::Time now = clock_.now();
+    std::map<std::string, const Heard*, std::less<>> by_hex;  // the lines name devices in hex
+    for (const auto& [id, h] : heard_) by_hex.emplace(crypto::to_hex(id), &h);
     std::istringstream in(members);
     std::ostringstream out;
     std::string line;
@@ -274,18 +277,16 @@ std::string ModelExchange::annotate_members_json(const std::string& members) con
                          ", \"model_age\": 0, \"samples\": " + std::to_string(s.samples_seen);
                 if (acc) fields += ", \"accuracy\": " + fixed(acc->accuracy);
                 if (s.holdout) fields += ", \"loss\": " + fixed(s.holdout->loss);
-            } else {
-                for (const auto& [id, h] : heard_) {
-                    if (crypto::to_hex(id) != hex) continue;
-                    const std::uint16_t p = h.announce.test_permille != kNoAccuracy
-                                                ? h.announce.test_permille
-                                                : h.announce.holdout_permille;
-                    fields = ", \"model_version\": " + std::to_string(h.announce.version) +
-                             ", \"model_age\": " +
-                             fixed(static_cast<double>((now - h.at).count()) / 1e6, "%.1f") +
-                             ", \"samples\": " + std::to_string(h.announce.samples_seen);
-                    if (p != kNoAccuracy) fields += ", \"accuracy\": " + accuracy_json(p);
-                }
+            } else if (const auto it = by_hex.find(hex); it != by_hex.end()) {
+                const Heard& h = *it->second;
+                const std::uint16_t p = h.announce.test_permille != kNoAccuracy
+                                            ? h.announce.test_permille
+                                            : h.announce.holdout_permille;
+                fields = ", \"model_version\": " + std::to_string(h.announce.version) +
+                         ", \"model_age\": " +
+                         fixed(static_cast<double>((now - h.at).count()) / 1e6, "%.1f") +
+                         ", \"samples\": " + std::to_string(h.announce.samples_seen);
+                if (p != kNoAccuracy) fields += ", \"accuracy\": " + accuracy_json(p);
             }
             line.insert(close, fields);
         }

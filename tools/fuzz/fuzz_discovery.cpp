@@ -1,7 +1,7 @@
 // libFuzzer target for discovery messages (node/runtime/discovery_wire.hpp): beacons, certificate
-// requests and answers, revocations and revocation summaries arrive from any cluster member. Arbitrary bytes never crash the decoder,
-// and whatever decodes re-encodes to bytes that decode to the same message (an answer too large
-// for one datagram to its first certificates).
+// requests and answers, revocations and revocation summaries arrive from any cluster member.
+// Arbitrary bytes never crash the decoder, and whatever decodes re-encodes to bytes that decode
+// to the same message (an answer too large for one datagram to its first certificates).
 // Build: the 'fuzz' preset (cmake --preset fuzz && cmake --build build/fuzz --target fuzz_discovery).
 #include <algorithm>
 #include <cstddef>
