@@ -173,6 +173,7 @@ private:
         model::OptimizerConfig oc;
         oc.learning_rate = sc_.learning_rate;
         oc.momentum = sc_.momentum;
+        oc.weight_decay = sc_.weight_decay;
         d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());
         d.workspace = std::make_unique<model::Workspace>(*d.model, sc_.batch);
         d.learner = std::make_unique<gossip::GossipLearner>(
