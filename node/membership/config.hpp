@@ -19,6 +19,9 @@ struct Timers {
     Duration probe_interval = 1s;
     Duration probe_timeout = 500ms;
     std::uint32_t indirect_probes = 3;
+    // A member heard of (or back) this recently is not suspected for a silent probe: it is
+    // still fetching the certificates it needs to open our pings. A refused one still is.
+    Duration newcomer_grace = 2s;
 
     // Gossip of news (never of nothing): `gossip_fanout` random peers every `gossip_interval`.
     // Twice memberlist's rate: one update reaches 100 nodes in ~3 rounds, inside the 1 s join

@@ -71,6 +71,7 @@ struct Counters {
     std::uint64_t replies_limited = 0;  // a join or digest reply past its per-second limit
     std::uint64_t summaries_matched = 0;  // a peer's table summary equal to ours: no exchange
     std::uint64_t sends_dropped = 0;    // the driver did not drain take_actions() in time
+    std::uint64_t newcomer_probes_spared = 0;  // a silent probe of a member within newcomer_grace
 };
 
 namespace detail {

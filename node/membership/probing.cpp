@@ -89,6 +89,12 @@ void Engine::send_indirect_probes(Time) {
 
 void Engine::finish_probe(Time now, bool refused) {
     probe.active = false;
+    Member* m = members.find(probe.target);
+    if (!refused && m != nullptr && m->state == MemberState::alive &&
+        now < m->since + config.timers.newcomer_grace) {
+        ++counters.newcomer_probes_spared;
+        return;
+    }
     if (!refused) {
         // Helpers that did not even nack point at our own network (or our own slowness).
         const std::uint32_t missed = probe.expected_nacks == 0
@@ -96,7 +102,6 @@ void Engine::finish_probe(Time now, bool refused) {
                                          : probe.expected_nacks - std::min(probe.nacks, probe.expected_nacks);
         health.on_probe_failed(missed);
     }
-    Member* m = members.find(probe.target);
     // Fresh news about the target while the probe ran (a refutation, a new address) wins.
     if (m == nullptr || !m->live() || m->incarnation != probe.incarnation) return;
     on_accusation(now, Accusation{m->id(), m->incarnation, MemberState::suspect, self.id, refused},

@@ -114,6 +114,35 @@ TEST_CASE("a probe refused by the host fails the member faster than silence") {
     CHECK(*detected - crashed_at <= Timers{}.refused_suspicion_max + 3s);
 }
 
+TEST_CASE("a member heard of moments ago is spared suspicion for a silent probe, not a refused one") {
+    // Node 3 joins and goes silent at once (it would still be fetching certificates on a real
+    // LAN). Within newcomer_grace nobody suspects it; after the grace a silent probe does.
+    TestCluster c = converged_cluster(3);
+    c.start(3, 0);
+    c.run_for(20ms);  // the join is answered; the others hear of node 3 by gossip
+    c.crash(3);
+    const Time silent_at = c.now();
+    c.run_until(silent_at + Timers{}.newcomer_grace - 100ms);
+    std::uint64_t spared = 0;
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(c.count_events(i, PeerEventKind::suspect, 3) == 0);
+        spared += c.node(i).membership->counters().newcomer_probes_spared;
+    }
+    CHECK(spared >= 1);
+    const auto failed = run_until_all_see(c, 3, MemberState::dead, 60s);
+    REQUIRE(failed);  // after the grace, silence is suspected and the node failed as ever
+
+    TestCluster k = converged_cluster(3);
+    k.refuse_when_down = true;
+    k.start(3, 0);
+    k.run_for(20ms);
+    k.crash(3);
+    const Time killed_at = k.now();
+    const auto refused = run_until_all_see(k, 3, MemberState::dead, 30s);
+    REQUIRE(refused);  // "port unreachable" is no slow newcomer: no grace
+    CHECK(*refused - killed_at <= Timers{}.refused_suspicion_max + 3s);
+}
+
 TEST_CASE("a suspected node refutes by raising its incarnation and is never failed") {
     TestCluster c = converged_cluster(5);
     const PeerAddress victim = c.node(2).address;

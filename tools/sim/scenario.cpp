@@ -258,6 +258,7 @@ Status set_timer(membership::Timers& t, std::string_view name, std::string_view 
         {"suspicion_max", &membership::Timers::suspicion_max},
         {"refused_suspicion_min", &membership::Timers::refused_suspicion_min},
         {"refused_suspicion_max", &membership::Timers::refused_suspicion_max},
+        {"newcomer_grace", &membership::Timers::newcomer_grace},
         {"sync_interval", &membership::Timers::sync_interval},
         {"reconnect_interval", &membership::Timers::reconnect_interval},
         {"join_retry_interval", &membership::Timers::join_retry_interval},
