@@ -230,6 +230,13 @@ std::vector<Action> Membership::take_actions() {
 }
 
 const DeviceId& Membership::self() const { return engine_->self.id; }
+
+std::vector<std::uint8_t> Membership::self_announcement() {
+    detail::Message message;
+    message.kind = detail::MessageKind::gossip;
+    message.records.push_back(engine_->self);
+    return engine_->codec.encode(message);
+}
 Incarnation Membership::incarnation() const { return engine_->self.incarnation; }
 
 std::optional<MemberView> Membership::member(const DeviceId& id) const {

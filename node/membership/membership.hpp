@@ -115,6 +115,8 @@ public:
 
     // Views.
     [[nodiscard]] const DeviceId& self() const;
+    // This node's signed record as a gossip message (for a beacon: members hear of it at once).
+    [[nodiscard]] std::vector<std::uint8_t> self_announcement();
     [[nodiscard]] Incarnation incarnation() const;
     [[nodiscard]] std::optional<MemberView> member(const DeviceId& id) const;
     [[nodiscard]] std::vector<MemberView> members() const;  // without this node

@@ -27,15 +27,17 @@ BeaconSchedule::Due BeaconSchedule::on_tick(Time now, bool alone, model::Rng& rn
         }
         if (now >= next_alone_) {
             due.multicast = due.direct = true;
+            announced_ = true;
             next_alone_ = now + alone_interval_;
             alone_interval_ = std::min(alone_interval_ * 2, timers_.alone_max_interval);
         }
         return due;
     }
-    if (!joined_) {  // just joined: announce it
+    if (!joined_) {  // just joined: announce it, unless the LAN heard us seeking already
         joined_ = true;
         begin_interval(now, rng);
-        due.multicast = true;
+        due.multicast = !announced_;
+        announced_ = false;
     }
     if (now >= interval_end_) begin_interval(now, rng);
     if (!fired_ && now >= fire_at_) {
@@ -46,6 +48,10 @@ BeaconSchedule::Due BeaconSchedule::on_tick(Time now, bool alone, model::Rng& rn
 }
 
 void BeaconSchedule::on_beacon_heard() { ++heard_; }
+
+void BeaconSchedule::on_answer_heard(Time now) {
+    if (!joined_) next_alone_ = std::max(next_alone_, now + timers_.joining_wait);
+}
 
 Time BeaconSchedule::next_wakeup() const noexcept {
     if (!joined_) return next_alone_;

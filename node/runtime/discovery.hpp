@@ -24,6 +24,7 @@ struct DiscoveryTimers {
     // tries again within a LAN round trip or two, an empty LAN costs a beacon per 8 s.
     Duration alone_interval = 250ms;
     Duration alone_max_interval = 8s;
+    Duration joining_wait = 1s;         // seeking beacons pause once a member answered
     Duration joined_interval = 30s;     // one LAN beacon per interval from the whole cluster
     // A newcomer's beacon is answered by this many members (answerer_rank): enough that one
     // answer arrives even at 10% loss, few enough that 100 members do not all answer.
@@ -46,6 +47,10 @@ public:
     [[nodiscard]] Due on_tick(Time now, bool alone, model::Rng& rng);
     // A beacon of another member of this cluster was heard: this interval's may be skipped.
     void on_beacon_heard();
+    // While alone, a member answered: a join through it is under way, so the next seeking
+    // beacon waits `joining_wait` (a loaded LAN answers late; repeating costs every member a
+    // signature check).
+    void on_answer_heard(Time now);
     [[nodiscard]] Time next_wakeup() const noexcept;
 
 private:
@@ -53,6 +58,7 @@ private:
 
     DiscoveryTimers timers_;
     bool joined_ = false;
+    bool announced_ = false;  // a seeking beacon went to the LAN: no announcement on joining
     Duration alone_interval_;
     Time next_alone_;
     Time interval_end_{};

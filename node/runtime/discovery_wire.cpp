@@ -49,6 +49,9 @@ Result<DiscoveryMessage> read_beacon(const wire::Packet& p, DiscoveryMessage m) 
     std::copy(p.address()->begin(), p.address()->end(), m.beacon.address.ip.begin());
     m.beacon.address.port = p.port();
     m.beacon.certificate = bytes_of(p.certificate());
+    if (p.record() != nullptr && p.record()->size() > kMaxBeaconRecordBytes)
+        return malformed("beacon record over " + std::to_string(kMaxBeaconRecordBytes) + " bytes");
+    m.beacon.record = bytes_of(p.record());
     return m;
 }
 
@@ -113,8 +116,9 @@ std::vector<std::uint8_t> encode_beacon(const Beacon& beacon) {
     flatbuffers::FlatBufferBuilder fbb(512);
     const auto address = fbb.CreateVector(beacon.address.ip.data(), beacon.address.ip.size());
     const auto certificate = fbb.CreateVector(beacon.certificate);
+    const auto record = beacon.record.empty() ? 0 : fbb.CreateVector(beacon.record);
     return finish(fbb, wire::CreatePacket(fbb, wire::Kind::beacon, beacon.flags, address,
-                                          beacon.address.port, certificate));
+                                          beacon.address.port, certificate, 0, 0, 0, 0, record));
 }
 
 std::vector<std::uint8_t> encode_certificate_request(std::span<const crypto::DeviceId> wants) {

@@ -28,7 +28,11 @@ enum class DiscoveryKind : std::uint8_t {
 inline constexpr std::uint8_t kBeaconSeeking = 1;   // the sender knows no live member yet
 inline constexpr std::uint8_t kBeaconAnswerMe = 2;  // send a beacon straight back
 inline constexpr std::uint8_t kBeaconDirect = 4;    // sent to this node alone, not to the LAN
-inline constexpr std::uint8_t kBeaconKnownFlags = kBeaconSeeking | kBeaconAnswerMe | kBeaconDirect;
+// A message from the sender follows at once (a join, a digest exchange): the beacon only hands
+// over its certificate, and asks for nothing, so two introductions never start two exchanges.
+inline constexpr std::uint8_t kBeaconIntroduction = 8;
+inline constexpr std::uint8_t kBeaconKnownFlags =
+    kBeaconSeeking | kBeaconAnswerMe | kBeaconDirect | kBeaconIntroduction;
 
 // Device ids one request may ask for: what a 1,400-byte datagram holds with room to spare.
 inline constexpr std::size_t kMaxWantsPerRequest = 64;
@@ -46,7 +50,11 @@ struct Beacon {
     std::uint8_t flags = 0;
     net::Ipv4Endpoint address;              // where the sender listens
     std::vector<std::uint8_t> certificate;  // crypto::encode_certificate bytes
+    // The sender's signed record as a membership message (empty: none); checked by the core.
+    std::vector<std::uint8_t> record;
 };
+// A beacon's record message: one signed record and the message's framing.
+inline constexpr std::size_t kMaxBeaconRecordBytes = 512;
 
 struct DiscoveryMessage {
     DiscoveryKind kind = DiscoveryKind::beacon;

@@ -93,11 +93,7 @@ Node::Impl::Impl(crypto::EnrollmentBundle bundle, StateDir state_dir, net::Trans
       core(core_config(own, options, state), peers, model::Rng(rng_seed + 1), clock.now()),
       beacons(options.discovery, clock.now()),
       answers(options.discovery.answers_per_second, 1s),
-      certificate_answers(options.discovery.certificate_answers_per_second, 1s) {
-    membership::detail::Message nothing;
-    nothing.kind = membership::detail::MessageKind::gossip;
-    empty_gossip = codec.encode(nothing);
-}
+      certificate_answers(options.discovery.certificate_answers_per_second, 1s) {}
 
 Result<std::unique_ptr<Node>> Node::create(crypto::EnrollmentBundle bundle, StateDir state,
                                            net::Transport& transport, const Clock& clock,
@@ -279,8 +275,10 @@ void Node::Impl::perform_actions() {
                        [this](membership::Send& send) {
                            auto to = to_endpoint(send.to);
                            if (!to) return;
-                           if (!send.device) introduce(*to);  // a seed may not know us yet
-                           seal_and_send(*to, send.device, send.bytes);
+                           std::optional<crypto::DeviceId> device = send.device;
+                           if (!device) device = answerer_at(*to);
+                           if (!device) introduce(*to);  // a seed may not know us yet
+                           seal_and_send(*to, device, send.bytes);
                        },
                        [this](membership::PeerEvent& event) { log_event(event); },
                        [this](membership::IncarnationChanged& changed) {

@@ -20,14 +20,16 @@ void Node::Impl::discovery_tick(Time now) {
 void Node::Impl::beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags) {
     ++stats.beacons_sent;
     if (to != options.beacon_group) flags |= kBeaconDirect;
-    seal_and_send(to, std::nullopt, encode_beacon({flags, options.advertise, own_certificate_bytes}));
+    seal_and_send(to, std::nullopt, encode_beacon({flags, options.advertise, own_certificate_bytes,
+                                                   leaving ? std::vector<std::uint8_t>{}
+                                                           : core.self_announcement()}));
 }
 
 void Node::Impl::introduce(const net::Ipv4Endpoint& to) {
     const Time now = clock.now();
     std::erase_if(introduced, [now](const auto& e) { return now >= e.second + kIntroductionInterval; });
     if (introduced.size() >= kMaxIntroductions || !introduced.emplace(to, now).second) return;
-    beacon_to(to, alone() ? kBeaconSeeking : 0);
+    beacon_to(to, (alone() ? kBeaconSeeking : 0) | kBeaconIntroduction);
 }
 
 void Node::Impl::on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
@@ -59,8 +61,18 @@ void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon)
     }
     const Time now = clock.now();
     release_parked(now);
+    if ((beacon.flags & kBeaconIntroduction) != 0) return;  // its message follows
     const bool seeking = (beacon.flags & kBeaconSeeking) != 0;
-    if (!seeking) beacons.on_beacon_heard();
+    if (!seeking) {
+        beacons.on_beacon_heard();
+        if (alone()) {  // an answer to our seeking beacon
+            beacons.on_answer_heard(now);
+            std::erase_if(answered_by,
+                          [now](const auto& e) { return now >= e.second.second + kAnswerMemory; });
+            if (answered_by.size() < kMaxIntroductions || answered_by.contains(beacon.address))
+                answered_by.insert_or_assign(beacon.address, std::pair{sender, now});
+        }
+    }
     // A newcomer's LAN beacon is answered by `answerers` members, a direct one always.
     const bool answer = (beacon.flags & kBeaconAnswerMe) != 0 ||
                         (seeking && !alone() && among_answerers(sender));
@@ -81,9 +93,17 @@ void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon)
     const bool through = alone() || (!seeking && (direct || among_answerers(sender)));
     if (live) return;
     if (through) return core.on_seed_discovered(now, to_peer_address(beacon.address));
-    // Every other member learns of the beacon's sender at once: told that it spoke (it did, the
-    // beacon is signed), the core asks it for its signed record, once a second at most.
-    core.on_message(now, to_peer_address(beacon.address), sender, empty_gossip);
+    // A member hears of a newcomer from its beacon's signed record (verified by the core),
+    // rather than from the answerers' gossip later. (A node still alone joins instead: a first
+    // member known this way would end its join before it heard of the rest.)
+    if (!beacon.record.empty() && !alone())
+        core.on_message(now, to_peer_address(beacon.address), sender, beacon.record);
+}
+
+std::optional<crypto::DeviceId> Node::Impl::answerer_at(const net::Ipv4Endpoint& address) const {
+    const auto it = answered_by.find(address);
+    if (it == answered_by.end() || clock.now() >= it->second.second + kAnswerMemory) return std::nullopt;
+    return it->second.first;
 }
 
 bool Node::Impl::among_answerers(const crypto::DeviceId& newcomer) const {

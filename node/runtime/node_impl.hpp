@@ -36,12 +36,13 @@ inline constexpr Duration kCertificateRequestRetry = 500ms;
 // probes us before we heard of it) are held while the certificate is fetched, then opened: a
 // ping dropped there would fail its probe and get its sender suspected. Bounded both ways; a
 // sender id is unauthenticated until then, so a held datagram costs memory and nothing else.
-inline constexpr std::size_t kMaxHeldDatagrams = 64;
-inline constexpr Duration kHeldWait = 1s;
+inline constexpr std::size_t kMaxHeldDatagrams = 256;
+inline constexpr Duration kHeldWait = 2s;
 // A join or digest request to an address whose node may not know this one goes right after a
 // beacon (our certificate), at most once per interval per address, for this many addresses.
 inline constexpr Duration kIntroductionInterval = 1s;
 inline constexpr std::size_t kMaxIntroductions = 64;
+inline constexpr Duration kAnswerMemory = 10s;
 // Revocations spread by gossip (node_revocations.cpp): a node passes a new one on once, to this
 // many random live members; each interval, one random live member gets a hash of the revoked
 // ids this node holds, and a node holding a different set answers with its revocations, at
@@ -151,6 +152,8 @@ struct Node::Impl {
     // node_discovery.cpp
     void beacon_to(const net::Ipv4Endpoint& to, std::uint8_t flags);
     void introduce(const net::Ipv4Endpoint& to);
+    // The member that answered our seeking beacon from `address` (recently), if any.
+    std::optional<crypto::DeviceId> answerer_at(const net::Ipv4Endpoint& address) const;
     void on_discovery(const net::Ipv4Endpoint& from, const crypto::DeviceId& sender,
                       std::span<const std::uint8_t> plaintext);
     void on_beacon(const crypto::DeviceId& sender, const Beacon& beacon);
@@ -225,7 +228,6 @@ struct Node::Impl {
     membership::Membership core;
     membership::detail::Codec codec;
     membership::detail::Message scratch;
-    std::vector<std::uint8_t> empty_gossip;  // "the sender spoke": see on_beacon
 
     BeaconSchedule beacons;
     WindowLimit answers;              // beacons sent back
@@ -241,6 +243,10 @@ struct Node::Impl {
     WindowLimit revocation_answers{kRevocationAnswersPerSecond, 1s};
     std::map<crypto::DeviceId, Time> requested;  // certificate requests in flight
     std::map<net::Ipv4Endpoint, Time> introduced;  // direct beacons before joins
+    // Members that answered our seeking beacon, by address: they hold our certificate (the
+    // beacon carried it) and we theirs, so a join to them needs no introduction and no
+    // signature. Kept kAnswerMemory, at most kMaxIntroductions.
+    std::map<net::Ipv4Endpoint, std::pair<crypto::DeviceId, Time>> answered_by;
     NodeStats stats;
     mutable Observed observed;
     bool started = false;

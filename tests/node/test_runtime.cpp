@@ -38,7 +38,7 @@ Enrolled enroll_two() {
 }  // namespace
 
 TEST_CASE("discovery messages round-trip and malformed ones are refused") {
-    const Beacon beacon{kBeaconSeeking, {{10, 0, 0, 7}, 7946}, std::vector<std::uint8_t>(300, 5)};
+    const Beacon beacon{kBeaconSeeking, {{10, 0, 0, 7}, 7946}, std::vector<std::uint8_t>(300, 5), {}};
     const auto bytes = encode_beacon(beacon);
     CHECK(channel_of(bytes) == Channel::discovery);
     auto m = decode_discovery(bytes);
@@ -47,6 +47,20 @@ TEST_CASE("discovery messages round-trip and malformed ones are refused") {
     CHECK(m->beacon.flags == kBeaconSeeking);
     CHECK(m->beacon.address == beacon.address);
     CHECK(m->beacon.certificate == beacon.certificate);
+    CHECK(m->beacon.record.empty());
+
+    Beacon announcing = beacon;
+    announcing.record.assign(140, 7);  // the sender's record message rides along
+    auto with_record = decode_discovery(encode_beacon(announcing));
+    REQUIRE(with_record.ok());
+    CHECK(with_record->beacon.record == announcing.record);
+    announcing.record.assign(kMaxBeaconRecordBytes + 1, 7);
+    CHECK_FALSE(decode_discovery(encode_beacon(announcing)).ok());
+    Beacon introducing = beacon;
+    introducing.flags = kBeaconIntroduction | kBeaconDirect;
+    auto introduction = decode_discovery(encode_beacon(introducing));
+    REQUIRE(introduction.ok());
+    CHECK(introduction->beacon.flags == (kBeaconIntroduction | kBeaconDirect));
 
     std::vector<crypto::DeviceId> wants(3);
     wants[1][0] = 9;
@@ -111,17 +125,30 @@ TEST_CASE("beacons back off while alone; once joined the LAN hears about one per
     CHECK(s.on_tick(Time{0} + 1s, true, rng).direct);
     CHECK(s.next_wakeup() == Time{0} + 1s + 2 * timers.alone_interval);  // the interval doubled
 
-    CHECK(s.on_tick(Time{0} + 3s, false, rng).multicast);  // joined: announced once
+    // Joined: the LAN heard our seeking beacons, so joining needs no announcement.
+    CHECK_FALSE(s.on_tick(Time{0} + 3s, false, rng).multicast);
     int sent = 0;
     for (Time t = Time{0} + 3s; t < Time{0} + 3s + 10 * timers.joined_interval; t += 100ms)
         sent += s.on_tick(t, false, rng).multicast ? 1 : 0;
     CHECK(sent == 10);
 
     BeaconSchedule quiet(timers, Time{0});
-    CHECK(quiet.on_tick(Time{0}, false, rng).multicast);  // the announcement
+    CHECK(quiet.on_tick(Time{0}, false, rng).multicast);  // joined without seeking: announced
     quiet.on_beacon_heard();
     for (Time t{0}; t < Time{0} + timers.joined_interval - 1ms; t += 100ms)
         CHECK_FALSE(quiet.on_tick(t, false, rng).multicast);
+}
+
+TEST_CASE("once a member answered, seeking beacons pause while the join runs") {
+    DiscoveryTimers timers;
+    model::Rng rng(2);
+    BeaconSchedule s(timers, Time{0});
+    REQUIRE(s.on_tick(Time{0}, true, rng).multicast);
+    s.on_answer_heard(Time{0} + 10ms);
+    // Without the answer the next beacon would go at alone_interval (250 ms).
+    for (Time t = Time{0} + 10ms; t < Time{0} + 10ms + timers.joining_wait; t += 50ms)
+        CHECK_FALSE(s.on_tick(t, true, rng).multicast);
+    CHECK(s.on_tick(Time{0} + 10ms + timers.joining_wait, true, rng).multicast);  // join failed
 }
 
 TEST_CASE("every member ranks a newcomer's answerers alike, from the ids alone") {
@@ -214,7 +241,7 @@ TEST_CASE("an unknown sender's beacon vouches for it through the certificate it 
     const crypto::SignKeyPair sign{e.a.certificate.sign_key, std::move(e.a.sign_secret)};
     PeerTable table(e.a.cluster, e.a.owner_key, e.a.certificate, sign, clock);
     const auto beacon = encode_beacon(
-        {0, {{10, 0, 0, 2}, 7946}, crypto::encode_certificate(e.b.certificate)});
+        {0, {{10, 0, 0, 2}, 7946}, crypto::encode_certificate(e.b.certificate), {}});
     CHECK(table.sign_key(e.b.certificate.device, beacon) == e.b.certificate.sign_key);
     CHECK_FALSE(table.sign_key(e.a.certificate.device, beacon).has_value());  // not its own
     CHECK_FALSE(table.sign_key(e.b.certificate.device, std::vector<std::uint8_t>(40)).has_value());
