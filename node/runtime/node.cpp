@@ -214,9 +214,15 @@ void Node::Impl::on_membership(const membership::PeerAddress& from, const crypto
     using membership::detail::MessageKind;
     std::vector<crypto::DeviceId> missing = missing_signers(bytes);  // decodes into `scratch`
     const Time now = clock.now();
+    const bool join =
+        scratch.kind == MessageKind::sync && (scratch.sync_flags & membership::detail::kSyncJoin) != 0;
+    // A joiner needs the certificate of every member our answer lists: they go out ahead of
+    // the answer, so its records verify on arrival instead of waiting for a request.
+    if (join && !core.has_left())
+        if (auto to = to_endpoint(from)) push_certificates(*to, sender);
     if (missing.empty()) return core.on_message(now, from, sender, bytes);
     // A join waits whole: the answer needs the joiner's record verified first.
-    if (scratch.kind == MessageKind::sync && (scratch.sync_flags & membership::detail::kSyncJoin) != 0)
+    if (join)
         return park({now + kParkedWait, now, from, sender, {bytes.begin(), bytes.end()},
                      std::move(missing)});
     // Anything else goes in now without the records (and accusations) of devices whose

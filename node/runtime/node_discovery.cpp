@@ -122,19 +122,35 @@ bool Node::Impl::among_answerers(const crypto::DeviceId& newcomer) const {
 void Node::Impl::on_certificate_request(const crypto::DeviceId& sender,
                                         const net::Ipv4Endpoint& from,
                                         std::span<const crypto::DeviceId> wants) {
+    send_certificates(from, sender, wants);
+}
+
+void Node::Impl::push_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& joiner) {
+    std::vector<crypto::DeviceId> ids;
+    for (const membership::MemberView& m : core.members())
+        if (m.id != joiner && (m.state == membership::MemberState::alive ||
+                               m.state == membership::MemberState::suspect))
+            ids.push_back(m.id);
+    ++stats.certificates_pushed;
+    send_certificates(to, joiner, ids);
+}
+
+void Node::Impl::send_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& device,
+                                   std::span<const crypto::DeviceId> ids) {
+    if (ids.empty()) return;
     if (!certificate_answers.admit(clock.now())) {
         ++stats.answers_limited;
         return;
     }
     std::vector<std::vector<std::uint8_t>> certificates;
-    for (const crypto::DeviceId& id : wants)
+    for (const crypto::DeviceId& id : ids)
         if (const crypto::Certificate* cert = peers.find(id))
             certificates.push_back(crypto::encode_certificate(*cert));
     for (std::size_t first = 0; first < certificates.size();) {
         std::size_t packed = 0;
         const std::vector<std::uint8_t> answer = encode_certificates(certificates, first, packed);
         if (packed == 0) break;
-        seal_and_send(from, sender, answer);
+        seal_and_send(to, device, answer);
         first += packed;
     }
 }

@@ -83,6 +83,7 @@ struct NodeStats {
     std::uint64_t beacons_sent = 0;
     std::uint64_t answers_limited = 0;
     std::uint64_t certificate_requests = 0;
+    std::uint64_t certificates_pushed = 0;  // joins answered with every member's certificate
     std::uint64_t revocations_accepted = 0;  // new, verified (from the wire, control, state dir)
     std::uint64_t revocations_refused = 0;   // bad bytes or not signed by the owner
     std::uint64_t revocations_sent = 0;      // datagrams carrying revocations
@@ -158,6 +159,11 @@ struct Node::Impl {
                       std::span<const std::uint8_t> plaintext);
     void on_beacon(const crypto::DeviceId& sender, const Beacon& beacon);
     [[nodiscard]] bool among_answerers(const crypto::DeviceId& newcomer) const;
+    // Every live member's certificate, to a device joining through us.
+    void push_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& joiner);
+    // The certificates of `ids` this node holds, packed into datagrams (rate-limited).
+    void send_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& device,
+                           std::span<const crypto::DeviceId> ids);
     void on_certificate_request(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
                                 std::span<const crypto::DeviceId> wants);
     void on_certificates(std::span<const std::vector<std::uint8_t>> certificates);

@@ -10,6 +10,18 @@
 using namespace starling;
 using namespace starling::runtime::testing;
 
+namespace {
+
+// A counter from the node's stats text ("name value" lines); 0 when absent.
+std::size_t count_stat(const std::string& stats, const std::string& name) {
+    const std::string key = "\n" + name + " ";
+    const std::size_t at = ("\n" + stats).find(key);
+    if (at == std::string::npos) return 0;
+    return std::stoul(stats.substr(at + key.size() - 1));
+}
+
+}  // namespace
+
 TEST_CASE("nodes join through a seed and log each peer coming up once") {
     NodeCluster c(3, false);
     c.start_all(3);
@@ -74,6 +86,26 @@ TEST_CASE("LAN beacons bring a cluster together without seeds; a neighbour clust
     for (std::size_t i = 0; i < 4; ++i) CHECK(c.logged(i, "peer up x005") == 0);
     CHECK(c.logged(4, "peer up") == 0);
     CHECK(c.stats(0).find("drop_foreign_cluster 0\n") == std::string::npos);
+}
+
+TEST_CASE("a LAN newcomer is known from its first beacon and gets every certificate unasked") {
+    NodeCluster c(6, true);
+    for (std::size_t i = 0; i < 5; ++i) c.start(i);
+    c.run_for(5s);
+    REQUIRE(c.all_see_all_alive());
+    std::size_t pushed_before = 0;
+    for (std::size_t i = 0; i < 5; ++i)
+        pushed_before += count_stat(c.stats(i), "certificates_pushed");
+    c.start(5);
+    c.run_for(1s);
+    CHECK(c.all_see_all_alive());
+    // The members heard of it from its beacon's record, the joiner had its answerer's
+    // certificates pushed ahead of the join answer: it never had to ask for one.
+    CHECK(count_stat(c.stats(5), "certificate_requests") == 0);
+    std::size_t pushed = 0;
+    for (std::size_t i = 0; i < 5; ++i) pushed += count_stat(c.stats(i), "certificates_pushed");
+    CHECK(pushed > pushed_before);
+    for (std::size_t i = 0; i < 5; ++i) CHECK(c.logged(i, "peer up n006") == 1);
 }
 
 TEST_CASE("a revocation dropped in the state directory keeps that device out") {
