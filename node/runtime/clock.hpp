@@ -39,12 +39,17 @@ public:
 class LoopAlarm final : public Alarm {
 public:
     LoopAlarm(net::EventLoop& loop, const Clock& clock) : timer_(loop), clock_(clock) {}
+    // Setting the deadline already armed only swaps the callback: a busy node reschedules after
+    // every datagram, mostly to the same time, and each re-arm is a system call.
     void set(membership::Time at, std::function<void()> on_time) override;
-    void cancel() override { timer_.cancel(); }
+    void cancel() override;
 
 private:
     net::Timer timer_;
     const Clock& clock_;
+    std::function<void()> on_time_;
+    bool armed_ = false;
+    membership::Time armed_at_{};
 };
 
 }  // namespace starling::runtime
