@@ -195,7 +195,8 @@ int run_eval(const EvalArgs& a) {
                                      " features per example, the model expects " +
                                      std::to_string(cp->widths.front())));
     model::Mlp net(cp->widths);
-    std::copy(cp->parameters.begin(), cp->parameters.end(), net.parameters().begin());
+    const std::vector<float>& weights = a.trained ? cp->parameters : cp->serving();
+    std::copy(weights.begin(), weights.end(), net.parameters().begin());
     const model::Evaluation ev = model::evaluate(net, *ds);
     std::printf("examples %zu  loss %.4f  accuracy %.2f%%\n", ev.examples, ev.loss,
                 100.0 * ev.accuracy);

@@ -37,6 +37,7 @@ struct EvalArgs {
     std::string data;
     std::string split = "auto";
     bool confusion = false;
+    bool trained = false;  // the trained weights, not the served average a node checkpoints
 };
 
 struct DataSplitArgs {

@@ -68,6 +68,9 @@ void add_eval(CLI::App& app) {
     eval->add_option("--split", a->split, "auto (test if present), train or test")
         ->capture_default_str();
     eval->add_flag("--confusion", a->confusion, "Print the confusion matrix");
+    eval->add_flag("--trained", a->trained,
+                   "A node's checkpoint: evaluate the trained weights, not the served model "
+                   "(their running average)");
     eval->callback([a] { g_exit_code = run_eval(*a); });
 }
 

@@ -95,6 +95,13 @@ Status validate(const Checkpoint& c, ErrorCode code, std::string_view name) {
                     "parameters has " + std::to_string(c.parameters.size()) +
                         " values, the widths need " + std::to_string(*expected));
     if (auto s = check_finite(c.parameters, "parameters", code, name); !s) return s;
+    if (!c.served.empty()) {
+        if (c.served.size() != c.parameters.size())
+            return fail(code, name,
+                        "served has " + std::to_string(c.served.size()) +
+                            " values, parameters has " + std::to_string(c.parameters.size()));
+        if (auto s = check_finite(c.served, "served", code, name); !s) return s;
+    }
     return check_optimizer(c, code, name);
 }
 
@@ -110,14 +117,15 @@ flatbuffers::Offset<wire::Tensor> build_tensor(flatbuffers::FlatBufferBuilder& f
 Result<std::vector<std::uint8_t>> encode(const Checkpoint& c, std::string_view name) {
     if (auto s = validate(c, ErrorCode::invalid_argument, name); !s) return s.error();
 
-    const std::size_t floats = c.parameters.size() * (1 + c.optimizer_state.size());
+    const std::size_t floats = c.parameters.size() * (1 + c.optimizer_state.size()) + c.served.size();
     flatbuffers::FlatBufferBuilder fbb(floats * sizeof(float) + 1024);
     const auto parameters = build_tensor(fbb, c.parameters);
     std::vector<flatbuffers::Offset<wire::Tensor>> states;
     for (const auto& state : c.optimizer_state) states.push_back(build_tensor(fbb, state));
+    const auto served = c.served.empty() ? flatbuffers::Offset<wire::Tensor>() : build_tensor(fbb, c.served);
     const auto root = wire::CreateCheckpoint(
         fbb, fbb.CreateVector(c.widths), parameters, fbb.CreateString(c.optimizer),
-        fbb.CreateVector(states), c.step, c.samples_seen, c.epoch, c.seed);
+        fbb.CreateVector(states), c.step, c.samples_seen, c.epoch, c.seed, served);
     wire::FinishCheckpointBuffer(fbb, root);
 
     if (kEnvelopeHeaderBytes + fbb.GetSize() > limits::kMaxCheckpointBytes)
@@ -181,6 +189,11 @@ Result<Checkpoint> from_wire(const wire::Checkpoint& root, std::string_view name
             if (!state) return state.error();
             c.optimizer_state.push_back(std::move(*state));
         }
+    }
+    if (const auto* served = root.served()) {
+        auto values = tensor_values(*served, "served", name);
+        if (!values) return values.error();
+        c.served = std::move(*values);
     }
     c.step = root.step();
     c.samples_seen = root.samples_seen();

@@ -22,6 +22,11 @@ struct Checkpoint {
     std::uint64_t samples_seen = 0;     // training examples consumed
     std::uint32_t epoch = 0;            // completed local epochs
     std::uint64_t seed = 0;             // the run's RNG seed
+    // A running average of `parameters` (a gossiping device's served model); empty: none.
+    std::vector<float> served;
+
+    // What the device serves and evaluates: `served` when present, else `parameters`.
+    const std::vector<float>& serving() const noexcept { return served.empty() ? parameters : served; }
 };
 
 // The envelope format version this build writes and the newest it reads.

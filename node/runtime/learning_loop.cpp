@@ -49,6 +49,7 @@ LearningLoop::LearningLoop(const crypto::DeviceId& self, data::Dataset train,
       log_(std::move(log)),
       actions_(std::move(actions)),
       model_(options_.widths),
+      served_(options_.widths),
       trainer_(model_, options_.train),
       learner_(self, model_, options_.learner, options_.train.seed),
       order_rng_(options_.train.seed ^ 0x5DEECE66Dull) {
@@ -95,13 +96,19 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
                                                         std::move(options), clock, std::move(log),
                                                         std::move(actions)));
     loop->model_.init_he(loop->options_.init_seed);
+    loop->update_served(true);
     if (resume) {
         if (Status s = loop->trainer_.restore(*resume); s) {
             loop->learner_.on_model_restored(resume->samples_seen, resume->samples_seen);
             loop->resumed_ = true;
+            loop->update_served(true);
+            if (resume->served.size() == loop->served_.parameters().size())
+                std::copy(resume->served.begin(), resume->served.end(),
+                          loop->served_.parameters().begin());
         } else if (loop->log_) {
             loop->log_("ignoring checkpoint: " + s.error().message);
             loop->model_.init_he(loop->options_.init_seed);
+            loop->update_served(true);
         }
     }
     return loop;
@@ -221,9 +228,12 @@ void LearningLoop::drain_inbox(gossip::Time now) {
     for (Event& e : events) {
         switch (e.kind) {
             case Event::Kind::model:
-                if (learner_.on_model_bytes(e.from, e.bytes, now) == gossip::Received::adopted && log_)
-                    log_("caught up: adopted a peer's model with " +
-                         std::to_string(learner_.samples_seen()) + " samples seen");
+                if (learner_.on_model_bytes(e.from, e.bytes, now) == gossip::Received::adopted) {
+                    update_served(true);  // nothing of the old model is worth serving
+                    if (log_)
+                        log_("caught up: adopted a peer's model with " +
+                             std::to_string(learner_.samples_seen()) + " samples seen");
+                }
                 break;
             case Event::Kind::sent: learner_.on_send_finished(e.transfer, e.delivered, now); break;
             case Event::Kind::request_failed: learner_.on_request_failed(e.transfer, now); break;
@@ -244,6 +254,7 @@ void LearningLoop::train_one_step(gossip::Time t) {
     }
     const std::size_t n = std::min(batch, order_.size() - order_at_);
     (void)trainer_.step(train_, std::span<const std::uint32_t>(order_).subspan(order_at_, n));
+    update_served(false);
     order_at_ += n;
     rate_samples_ += n;
     unreported_samples_ += n;
@@ -284,8 +295,8 @@ void LearningLoop::evaluate_now(gossip::Time t) {
     next_eval_ = t + options_.eval_interval;
     std::optional<Evaluated> holdout;
     std::optional<Evaluated> test;
-    if (holdout_.size() > 0) holdout = evaluated(model_, holdout_);
-    if (test_ && test_->size() > 0) test = evaluated(model_, *test_);
+    if (holdout_.size() > 0) holdout = evaluated(serving(), holdout_);
+    if (test_ && test_->size() > 0) test = evaluated(serving(), *test_);
     const double seconds = static_cast<double>((t - rate_since_).count()) / 1e6;
     const double rate = seconds > 0 ? static_cast<double>(rate_samples_) / seconds : 0.0;
     rate_since_ = t;
@@ -314,10 +325,24 @@ void LearningLoop::evaluate_now(gossip::Time t) {
     }
 }
 
+void LearningLoop::update_served(bool reset) {
+    if (options_.served_average <= 0) return;
+    const std::span<const float> trained = model_.parameters();
+    const std::span<float> served = served_.parameters();
+    if (reset) {
+        std::copy(trained.begin(), trained.end(), served.begin());
+        return;
+    }
+    const float share = std::min(options_.served_average, 1.0f);
+    for (std::size_t i = 0; i < served.size(); ++i) served[i] += share * (trained[i] - served[i]);
+}
+
 void LearningLoop::save_checkpoint() {
     if (options_.checkpoint.empty()) return;
     model::Checkpoint c = trainer_.checkpoint();
     c.samples_seen = learner_.samples_seen();
+    if (options_.served_average > 0)
+        c.served.assign(served_.parameters().begin(), served_.parameters().end());
     const Status s = model::save_checkpoint(options_.checkpoint, c);
     {
         std::lock_guard lock(mutex_);

@@ -43,6 +43,7 @@ inline constexpr std::size_t kDefaultEvalTestRows = 2000;
 // not start rounds (each a connection and a handshake per peer) faster than links and the
 // peers' handshake rate limits take them: at most ~5 rounds a second.
 inline constexpr std::chrono::milliseconds kLearnerReportInterval{200};
+inline constexpr float kDefaultServedAverage = 0.01f;
 // Where the node keeps its model in its state directory.
 inline constexpr const char* kModelCheckpointName = "model.ckpt";
 
@@ -57,6 +58,11 @@ struct LearningOptions {
     std::chrono::seconds checkpoint_interval{30};
     std::chrono::seconds eval_interval{10};
     std::chrono::milliseconds publish_interval{1000};  // the snapshot pulls are answered with
+    // The model the device serves (evaluates, checkpoints for use) is a running average of the
+    // trained one: each step moves it this share of the way, so it averages over the last few
+    // hundred steps and the merges among them instead of ending wherever the last local steps
+    // left the model. 0: serve the trained model itself.
+    float served_average = kDefaultServedAverage;
     std::size_t holdout_rows = kDefaultHoldoutRows;
     std::size_t eval_test_rows = kDefaultEvalTestRows;  // 0: the whole test set
     std::function<void()> on_thread_start;  // e.g. build the governor's pacer (lowers priority)
@@ -138,6 +144,9 @@ private:
     void publish(gossip::Time now);
     void evaluate_now(gossip::Time now);
     void save_checkpoint();
+    // The served model after a step (averaging) or after the trained one was replaced (reset).
+    void update_served(bool reset);
+    const model::Mlp& serving() const { return options_.served_average > 0 ? served_ : model_; }
     [[nodiscard]] gossip::Time now() const { return clock_.now(); }
     void push_event(Event event);
 
@@ -150,6 +159,7 @@ private:
     LearnerActionSink actions_;
 
     model::Mlp model_;
+    model::Mlp served_;  // options_.served_average > 0: the running average of model_
     model::Trainer trainer_;
     gossip::GossipLearner learner_;
     gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};

@@ -99,4 +99,11 @@ wait_for 120 "the newcomer above ${floor}%" accuracy_at_least 5 "$floor"
 kill -TERM "${pids[1]}"
 rc=0; wait "${pids[1]}" || rc=$?; unset 'pids[1]'
 [[ "$rc" == 0 ]] || fail "SIGTERM exit code $rc"
+# Its last checkpoint serves the running average of its weights; the trained ones stay beside.
+served="$("$bin" eval --model s1/model.ckpt --data shards/test)" || fail "eval of the served model"
+trained="$("$bin" eval --model s1/model.ckpt --data shards/test --trained)" || fail "eval --trained"
+accuracy() { sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' <<<"$1"; }
+awk -v a="$(accuracy "$served")" -v f="$floor" 'BEGIN { exit !(a >= f) }' ||
+  fail "served model at $(accuracy "$served")%, under ${floor}%"
+[[ -n "$(accuracy "$trained")" ]] || fail "no accuracy for the trained weights: $trained"
 echo "PASS"

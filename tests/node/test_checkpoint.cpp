@@ -56,6 +56,7 @@ void check_equal(const Checkpoint& a, const Checkpoint& b) {
     CHECK(a.samples_seen == b.samples_seen);
     CHECK(a.epoch == b.epoch);
     CHECK(a.seed == b.seed);
+    CHECK(a.served == b.served);
 }
 
 // A FlatBuffer built without save_checkpoint's checks, so tests can seal what it would refuse.
@@ -102,6 +103,28 @@ TEST_CASE("sgd and adam checkpoints round trip exactly") {
         REQUIRE(loaded.ok());
         check_equal(*loaded, saved);
     }
+}
+
+TEST_CASE("a served model rides along, is what serving() returns, and must match the parameters") {
+    TempDir dir("checkpoint");
+    Checkpoint saved = small_checkpoint("sgd");
+    CHECK(&saved.serving() == &saved.parameters);  // none: the trained weights are served
+    saved.served = saved.parameters;
+    for (float& v : saved.served) v *= 0.5f;
+    const auto file = dir / "served.ckpt";
+    REQUIRE(save_checkpoint(file, saved).ok());
+    const auto loaded = load_checkpoint(file);
+    REQUIRE(loaded.ok());
+    check_equal(*loaded, saved);
+    CHECK(loaded->serving() == saved.served);
+
+    Checkpoint short_served = saved;
+    short_served.served.pop_back();
+    CHECK(save_checkpoint(dir / "short.ckpt", short_served).error().code ==
+          ErrorCode::invalid_argument);
+    Checkpoint nan_served = saved;
+    nan_served.served[3] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_FALSE(save_checkpoint(dir / "nan.ckpt", nan_served).ok());
 }
 
 TEST_CASE("encode and decode work on bytes, aligned or not") {
