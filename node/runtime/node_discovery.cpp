@@ -65,8 +65,10 @@ void Node::Impl::on_beacon(const crypto::DeviceId& sender, const Beacon& beacon)
     const bool seeking = (beacon.flags & kBeaconSeeking) != 0;
     if (!seeking) {
         beacons.on_beacon_heard();
-        if (alone()) {  // an answer to our seeking beacon
-            beacons.on_answer_heard(now);
+        if (alone()) beacons.on_answer_heard(now);  // we join through it
+        // Only a beacon sent to us answers ours: its sender took our certificate from it. A
+        // member's LAN beacon may come from one that missed ours.
+        if (alone() && (beacon.flags & kBeaconDirect) != 0) {
             std::erase_if(answered_by,
                           [now](const auto& e) { return now >= e.second.second + kAnswerMemory; });
             if (answered_by.size() < kMaxIntroductions || answered_by.contains(beacon.address))
