@@ -124,7 +124,7 @@ bool Node::Impl::among_answerers(const crypto::DeviceId& newcomer) const {
 void Node::Impl::on_certificate_request(const crypto::DeviceId& sender,
                                         const net::Ipv4Endpoint& from,
                                         std::span<const crypto::DeviceId> wants) {
-    send_certificates(from, sender, wants);
+    (void)send_certificates(from, sender, wants);
 }
 
 void Node::Impl::push_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& joiner) {
@@ -133,16 +133,15 @@ void Node::Impl::push_certificates(const net::Ipv4Endpoint& to, const crypto::De
         if (m.id != joiner && (m.state == membership::MemberState::alive ||
                                m.state == membership::MemberState::suspect))
             ids.push_back(m.id);
-    ++stats.certificates_pushed;
-    send_certificates(to, joiner, ids);
+    if (send_certificates(to, joiner, ids)) ++stats.certificates_pushed;
 }
 
-void Node::Impl::send_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& device,
+bool Node::Impl::send_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& device,
                                    std::span<const crypto::DeviceId> ids) {
-    if (ids.empty()) return;
+    if (ids.empty()) return false;
     if (!certificate_answers.admit(clock.now())) {
         ++stats.answers_limited;
-        return;
+        return false;
     }
     std::vector<std::vector<std::uint8_t>> certificates;
     for (const crypto::DeviceId& id : ids)
@@ -155,6 +154,7 @@ void Node::Impl::send_certificates(const net::Ipv4Endpoint& to, const crypto::De
         seal_and_send(to, device, answer);
         first += packed;
     }
+    return true;
 }
 
 void Node::Impl::on_certificates(std::span<const std::vector<std::uint8_t>> certificates) {

@@ -161,8 +161,9 @@ struct Node::Impl {
     [[nodiscard]] bool among_answerers(const crypto::DeviceId& newcomer) const;
     // Every live member's certificate, to a device joining through us.
     void push_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& joiner);
-    // The certificates of `ids` this node holds, packed into datagrams (rate-limited).
-    void send_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& device,
+    // The certificates of `ids` this node holds, packed into datagrams; false when there was
+    // nothing to send or the rate limit refused it.
+    bool send_certificates(const net::Ipv4Endpoint& to, const crypto::DeviceId& device,
                            std::span<const crypto::DeviceId> ids);
     void on_certificate_request(const crypto::DeviceId& sender, const net::Ipv4Endpoint& from,
                                 std::span<const crypto::DeviceId> wants);

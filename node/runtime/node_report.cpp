@@ -101,7 +101,8 @@ std::string Node::Impl::stats_text() const {
         << "\nparked " << stats.parked << "\nparked_expired " << stats.parked_expired
         << "\nseal_failed " << stats.seal_failed << "\nbeacons_sent " << stats.beacons_sent
         << "\nanswers_limited " << stats.answers_limited << "\ncertificate_requests "
-        << stats.certificate_requests << "\ncertificates_pushed " << stats.certificates_pushed << "\nheld " << stats.held << "\nheld_expired "
+        << stats.certificate_requests << "\ncertificates_pushed " << stats.certificates_pushed
+        << "\nheld " << stats.held << "\nheld_expired "
         << stats.held_expired << "\nrevocations " << revocations.size()
         << "\nrevocations_accepted " << stats.revocations_accepted << "\nrevocations_refused "
         << stats.revocations_refused << "\nrevocations_unsaved " << stats.revocations_unsaved
