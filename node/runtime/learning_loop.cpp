@@ -96,21 +96,18 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
                                                         std::move(options), clock, std::move(log),
                                                         std::move(actions)));
     loop->model_.init_he(loop->options_.init_seed);
-    loop->update_served(true);
     if (resume) {
         if (Status s = loop->trainer_.restore(*resume); s) {
             loop->learner_.on_model_restored(resume->samples_seen, resume->samples_seen);
             loop->resumed_ = true;
-            loop->update_served(true);
-            if (resume->served.size() == loop->served_.parameters().size())
-                std::copy(resume->served.begin(), resume->served.end(),
-                          loop->served_.parameters().begin());
         } else if (loop->log_) {
             loop->log_("ignoring checkpoint: " + s.error().message);
             loop->model_.init_he(loop->options_.init_seed);
-            loop->update_served(true);
         }
     }
+    loop->update_served(true);
+    if (loop->resumed_ && resume->served.size() == loop->served_.parameters().size())
+        std::copy(resume->served.begin(), resume->served.end(), loop->served_.parameters().begin());
     return loop;
 }
 
