@@ -37,7 +37,7 @@ struct LearnerConfig {
     std::uint64_t samples_per_round = 600;  // local examples trained between two rounds
     std::uint32_t max_concurrent_sends = 4; // link budget: transfers in flight at once
     Encoding encoding = Encoding::fp32;
-    bool error_feedback = true;             // fp16/int8 only
+    bool error_feedback = true;             // fp16, int8, int4
     MergeConfig merge;
     Time pull_timeout = std::chrono::seconds(5);  // an unanswered catch-up pull: try another peer
     std::uint32_t pull_attempts = 3;              // then train from the local model

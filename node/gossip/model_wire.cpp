@@ -22,22 +22,34 @@ static_assert(std::endian::native == std::endian::little,
 
 constexpr float kMaxHalf = 65504.0f;  // largest finite fp16 value
 constexpr float kInt8Levels = 127.0f;
+constexpr float kInt4Levels = 7.0f;
 
 ModelRefusal refuse(Refusal reason, std::string detail) {
     return ModelRefusal{reason, std::move(detail)};
 }
 
-std::size_t bytes_per_value(Encoding encoding) {
+std::size_t payload_bytes(Encoding encoding, std::size_t values) {
     switch (encoding) {
-    case Encoding::fp32: return 4;
-    case Encoding::fp16: return 2;
-    case Encoding::int8: return 1;
+    case Encoding::fp32: return 4 * values;
+    case Encoding::fp16: return 2 * values;
+    case Encoding::int8: return values;
+    case Encoding::int4: return (values + 1) / 2;
     }
-    return 4;
+    return 4 * values;
 }
 
-std::size_t blocks_for(std::size_t values) {
-    return (values + kInt8BlockValues - 1) / kInt8BlockValues;
+// Values per scale of a blockwise encoding; 0 for the others (they carry no scales).
+std::uint32_t block_values(Encoding encoding) {
+    switch (encoding) {
+    case Encoding::int8: return kInt8BlockValues;
+    case Encoding::int4: return kInt4BlockValues;
+    default: return 0;
+    }
+}
+
+std::size_t blocks_for(Encoding encoding, std::size_t values) {
+    const std::size_t block = block_values(encoding);
+    return block == 0 ? 0 : (values + block - 1) / block;
 }
 
 wire::ModelEncoding to_wire(Encoding encoding) {
@@ -45,12 +57,41 @@ wire::ModelEncoding to_wire(Encoding encoding) {
     case Encoding::fp32: return wire::ModelEncoding::fp32;
     case Encoding::fp16: return wire::ModelEncoding::fp16;
     case Encoding::int8: return wire::ModelEncoding::int8_block;
+    case Encoding::int4: return wire::ModelEncoding::int4_block;
     }
     return wire::ModelEncoding::fp32;
 }
 
-// Quantises `values` into `payload` (and `scales` for int8); returns what each value decodes to
-// in `decoded` so the caller can keep the error.
+std::int8_t int4_at(const std::uint8_t* payload, std::size_t i) {
+    const unsigned nibble = (i % 2 == 0 ? payload[i / 2] : payload[i / 2] >> 4) & 0x0fu;
+    return static_cast<std::int8_t>(nibble >= 8 ? static_cast<int>(nibble) - 16 : static_cast<int>(nibble));
+}
+
+// Blockwise absmax quantisation to `levels` steps each side of zero; `put(i, q)` stores value i.
+template <typename Put>
+void quantise_blocks(std::span<const float> values, std::uint32_t block, float levels,
+                     std::vector<float>& scales, std::span<float> decoded, Put put) {
+    const std::size_t n = values.size();
+    scales.resize((n + block - 1) / block);
+    for (std::size_t b = 0; b < scales.size(); ++b) {
+        const std::size_t begin = b * block;
+        const std::size_t end = std::min(n, begin + block);
+        float top = 0.0f;
+        for (std::size_t i = begin; i < end; ++i) top = std::max(top, std::fabs(values[i]));
+        const float scale = top / levels;
+        scales[b] = scale;
+        const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+        for (std::size_t i = begin; i < end; ++i) {
+            const auto q = static_cast<std::int8_t>(
+                std::clamp(std::nearbyint(values[i] * inverse), -levels, levels));
+            put(i, q);
+            decoded[i] = static_cast<float>(q) * scale;
+        }
+    }
+}
+
+// Quantises `values` into `payload` (and `scales` for the blockwise encodings); returns what each
+// value decodes to in `decoded` so the caller can keep the error.
 void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* payload,
               std::vector<float>& scales, std::span<float> decoded) {
     const std::size_t n = values.size();
@@ -67,23 +108,16 @@ void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* pa
         }
         return;
     case Encoding::int8:
-        scales.resize(blocks_for(n));
-        for (std::size_t b = 0; b < scales.size(); ++b) {
-            const std::size_t begin = b * kInt8BlockValues;
-            const std::size_t end = std::min(n, begin + kInt8BlockValues);
-            float top = 0.0f;
-            for (std::size_t i = begin; i < end; ++i) top = std::max(top, std::fabs(values[i]));
-            const float scale = top / kInt8Levels;
-            scales[b] = scale;
-            const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
-            for (std::size_t i = begin; i < end; ++i) {
-                const float q = std::clamp(std::nearbyint(values[i] * inverse), -kInt8Levels,
-                                           kInt8Levels);
-                const auto byte = static_cast<std::int8_t>(q);
-                payload[i] = static_cast<std::uint8_t>(byte);
-                decoded[i] = static_cast<float>(byte) * scale;
-            }
-        }
+        quantise_blocks(values, kInt8BlockValues, kInt8Levels, scales, decoded,
+                        [payload](std::size_t i, std::int8_t q) { payload[i] = static_cast<std::uint8_t>(q); });
+        return;
+    case Encoding::int4:
+        std::fill(payload, payload + payload_bytes(Encoding::int4, n), std::uint8_t{0});
+        quantise_blocks(values, kInt4BlockValues, kInt4Levels, scales, decoded,
+                        [payload](std::size_t i, std::int8_t q) {
+                            const auto nibble = static_cast<std::uint8_t>(static_cast<std::uint8_t>(q) & 0x0fu);
+                            payload[i / 2] |= static_cast<std::uint8_t>(i % 2 == 0 ? nibble : nibble << 4);
+                        });
         return;
     }
 }
@@ -95,12 +129,13 @@ std::string_view to_string(Encoding encoding) noexcept {
     case Encoding::fp32: return "fp32";
     case Encoding::fp16: return "fp16";
     case Encoding::int8: return "int8";
+    case Encoding::int4: return "int4";
     }
     return "?";
 }
 
 bool parse_encoding(std::string_view text, Encoding& out) noexcept {
-    for (const Encoding e : {Encoding::fp32, Encoding::fp16, Encoding::int8}) {
+    for (const Encoding e : {Encoding::fp32, Encoding::fp16, Encoding::int8, Encoding::int4}) {
         if (text == to_string(e)) {
             out = e;
             return true;
@@ -128,9 +163,8 @@ std::string_view to_string(Refusal refusal) noexcept {
 }
 
 std::size_t encoded_size_estimate(Encoding encoding, std::size_t parameters, std::size_t layers) {
-    std::size_t bytes = 128 + 4 * (layers + 1) + parameters * bytes_per_value(encoding);
-    if (encoding == Encoding::int8) bytes += 4 * blocks_for(parameters);
-    return bytes;
+    return 128 + 4 * (layers + 1) + payload_bytes(encoding, parameters) +
+           4 * blocks_for(encoding, parameters);
 }
 
 std::uint16_t float_to_half(float value) noexcept {
@@ -186,8 +220,7 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
 
     flatbuffers::FlatBufferBuilder fbb(encoded_size_estimate(encoding_, n, header.widths.size()));
     std::uint8_t* payload = nullptr;
-    const auto payload_offset =
-        fbb.CreateUninitializedVector(n * bytes_per_value(encoding_), &payload);
+    const auto payload_offset = fbb.CreateUninitializedVector(payload_bytes(encoding_, n), &payload);
     std::vector<float> scales;
     std::vector<float> decoded(n);
     quantise(encoding_, staged_, payload, scales, decoded);
@@ -196,13 +229,14 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
         for (std::size_t i = 0; i < n; ++i) residual_[i] = staged_[i] - decoded[i];
     }
 
-    const auto scales_offset =
-        encoding_ == Encoding::int8 ? fbb.CreateVector(scales) : flatbuffers::Offset<flatbuffers::Vector<float>>();
+    const auto scales_offset = block_values(encoding_) != 0
+                                   ? fbb.CreateVector(scales)
+                                   : flatbuffers::Offset<flatbuffers::Vector<float>>();
     const auto origin = fbb.CreateVector(header.origin.data(), header.origin.size());
     const auto widths = fbb.CreateVector(header.widths);
     const auto root = wire::CreateModelMessage(
         fbb, kModelFormatVersion, origin, header.version, header.samples_seen, header.mass, widths,
-        to_wire(encoding_), encoding_ == Encoding::int8 ? kInt8BlockValues : 0, scales_offset,
+        to_wire(encoding_), block_values(encoding_), scales_offset,
         payload_offset);
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
@@ -251,20 +285,24 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
     case wire::ModelEncoding::fp32: encoding = Encoding::fp32; break;
     case wire::ModelEncoding::fp16: encoding = Encoding::fp16; break;
     case wire::ModelEncoding::int8_block: encoding = Encoding::int8; break;
+    case wire::ModelEncoding::int4_block: encoding = Encoding::int4; break;
     default:
         return refuse(Refusal::bad_encoding,
                       "encoding " + std::to_string(static_cast<unsigned>(root.encoding())));
     }
     const std::size_t scale_count = root.scales() != nullptr ? root.scales()->size() : 0;
-    if (encoding == Encoding::int8 && root.block_values() != kInt8BlockValues)
+    if (block_values(encoding) != 0 && root.block_values() != block_values(encoding))
         return refuse(Refusal::bad_encoding,
-                      "int8 blocks of " + std::to_string(root.block_values()) + " values, expected " +
-                          std::to_string(kInt8BlockValues));
-    if (root.payload()->size() != n * bytes_per_value(encoding))
+                      std::string(to_string(encoding)) + " blocks of " +
+                          std::to_string(root.block_values()) + " values, expected " +
+                          std::to_string(block_values(encoding)));
+    if (root.payload()->size() != payload_bytes(encoding, n))
         return refuse(Refusal::size_mismatch,
                       "payload of " + std::to_string(root.payload()->size()) + " bytes for " +
                           std::to_string(n) + " " + std::string(to_string(encoding)) + " values");
-    const std::size_t want_scales = encoding == Encoding::int8 ? blocks_for(n) : 0;
+    if (encoding == Encoding::int4 && n % 2 == 1 && (root.payload()->Get(root.payload()->size() - 1) >> 4) != 0)
+        return refuse(Refusal::bad_encoding, "int4 padding nibble is not 0");
+    const std::size_t want_scales = blocks_for(encoding, n);
     if (scale_count != want_scales)
         return refuse(Refusal::size_mismatch, std::to_string(scale_count) + " scales, expected " +
                                                   std::to_string(want_scales));
@@ -292,7 +330,8 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
             message.parameters[i] = half_to_float(h);
         }
         break;
-    case Encoding::int8: {
+    case Encoding::int8:
+    case Encoding::int4: {
         const auto& scales = *root.scales();
         for (flatbuffers::uoffset_t b = 0; b < scales.size(); ++b) {
             const float scale = scales.Get(b);
@@ -300,9 +339,13 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                 return refuse(Refusal::not_finite,
                               "scale[" + std::to_string(b) + "] is not a finite value >= 0");
         }
-        for (std::size_t i = 0; i < n; ++i)
-            message.parameters[i] = static_cast<float>(static_cast<std::int8_t>(payload[i])) *
-                                    scales.Get(static_cast<flatbuffers::uoffset_t>(i / kInt8BlockValues));
+        const std::size_t block = block_values(encoding);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::int8_t q = encoding == Encoding::int8 ? static_cast<std::int8_t>(payload[i])
+                                                              : int4_at(payload, i);
+            message.parameters[i] =
+                static_cast<float>(q) * scales.Get(static_cast<flatbuffers::uoffset_t>(i / block));
+        }
         break;
     }
     }

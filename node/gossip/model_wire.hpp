@@ -1,7 +1,7 @@
 #pragma once
 // A model as peers exchange it: who trained it, how much it has seen, its shape, and its
-// parameters in fp32, fp16 or blockwise int8. Decoding treats every byte as hostile and answers
-// with a refusal reason the caller counts.
+// parameters in fp32, fp16, or blockwise int8 or int4. Decoding treats every byte as hostile and
+// answers with a refusal reason the caller counts.
 
 #include <array>
 #include <cstddef>
@@ -24,14 +24,19 @@ inline constexpr std::uint16_t kModelFormatVersion = 1;
 // Values sharing one int8 scale: small enough that one large weight does not flatten its block,
 // large enough that the fp32 scales add ~1.6% to the int8 payload.
 inline constexpr std::uint32_t kInt8BlockValues = 256;
+// int4 has 15 levels, so one large weight costs its neighbours more: smaller blocks (the scales
+// add 12.5% to the int4 payload).
+inline constexpr std::uint32_t kInt4BlockValues = 64;
 
 enum class Encoding : std::uint8_t {
     fp32,  // exact; 4 bytes per parameter
     fp16,  // 2 bytes per parameter, ~3 significant digits
     int8,  // ~1 byte per parameter, blockwise absmax scale
+    int4,  // ~0.56 bytes per parameter, blockwise absmax scale: twice the exchanges of int8 on
+           // the same link, with error feedback carrying the coarser rounding to the next send
 };
 std::string_view to_string(Encoding encoding) noexcept;
-// "fp32", "fp16" or "int8"; false for anything else.
+// "fp32", "fp16", "int8" or "int4"; false for anything else.
 bool parse_encoding(std::string_view text, Encoding& out) noexcept;
 
 // Bytes of a message carrying `parameters` values in `encoding`, widths of `layers + 1` entries.
@@ -54,7 +59,7 @@ enum class Refusal : std::uint8_t {
     unsupported_version,  // a format version newer than kModelFormatVersion
     bad_origin,           // origin is not kDeviceIdBytes long
     wrong_widths,         // not the local model's architecture
-    bad_encoding,         // unknown encoding, or a block size other than kInt8BlockValues
+    bad_encoding,         // unknown encoding, a block size other than the encoding's, padding != 0
     size_mismatch,        // payload or scales do not hold exactly the widths' parameters
     not_finite,           // NaN or Inf in a value, a scale or the mass
     bad_mass,             // push-sum mass <= 0
@@ -77,8 +82,8 @@ using DecodeResult = std::variant<ModelMessage, ModelRefusal>;
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                           std::span<const std::uint32_t> expected_widths);
 
-// Encodes models for one stream of updates. For fp16 and int8 it keeps the quantisation error of
-// the previous message (error feedback) and adds it to the next, so what receivers get is, over
+// Encodes models for one stream of updates. For fp16, int8 and int4 it keeps the quantisation
+// error of the previous message (error feedback) and adds it to the next, so what receivers get is, over
 // time, unbiased. fp32 keeps no state.
 class ModelEncoder {
 public:

@@ -13,6 +13,7 @@
 #include "node/gossip/model_wire.hpp"
 #include "node/model/mlp.hpp"
 #include "node/model/rng.hpp"
+#include "protocol/aligned.hpp"
 #include "protocol/limits.hpp"
 #include "protocol/model_generated.h"
 
@@ -93,10 +94,10 @@ TEST_CASE("fp32 round trips exactly with every header field") {
     CHECK(d.parameters == m.parameters);
 }
 
-TEST_CASE("fp16 and int8 stay within their quantisation error and shrink the message") {
+TEST_CASE("fp16, int8 and int4 stay within their quantisation error and shrink the message") {
     const ModelMessage m = sample_message();
     const auto fp32 = encode_with(Encoding::fp32, m);
-    for (const Encoding e : {Encoding::fp16, Encoding::int8}) {
+    for (const Encoding e : {Encoding::fp16, Encoding::int8, Encoding::int4}) {
         CAPTURE(to_string(e));
         const auto bytes = encode_with(e, m);
         const DecodeResult r = decode_model(bytes, kWidths);
@@ -105,9 +106,11 @@ TEST_CASE("fp16 and int8 stay within their quantisation error and shrink the mes
         float top = 0;
         for (const float v : m.parameters) top = std::max(top, std::fabs(v));
         for (std::size_t i = 0; i < got.size(); ++i) {
-            // fp16: 11 significant bits; int8: half a step of absmax/127 (one block here).
-            const float bound = e == Encoding::fp16 ? std::fabs(m.parameters[i]) / 2048.0f + 1e-7f
-                                                    : top / 127.0f / 2.0f + 1e-7f;
+            // fp16: 11 significant bits; int8 / int4: half a step of absmax/127 or absmax/7
+            // (one block here).
+            const float bound = e == Encoding::fp16   ? std::fabs(m.parameters[i]) / 2048.0f + 1e-7f
+                                : e == Encoding::int8 ? top / 127.0f / 2.0f + 1e-7f
+                                                      : top / 7.0f / 2.0f + 1e-6f;
             CHECK(std::fabs(got[i] - m.parameters[i]) <= bound);
         }
     }
@@ -121,6 +124,39 @@ TEST_CASE("fp16 and int8 stay within their quantisation error and shrink the mes
                          double(encode_with(Encoding::fp32, big).size());
     CHECK(ratio < 0.26);
     CHECK(ratio > 0.25);
+    // int4: half a byte per value plus a 4-byte scale per 64 values.
+    const double ratio4 = double(encode_with(Encoding::int4, big).size()) /
+                          double(encode_with(Encoding::fp32, big).size());
+    CHECK(ratio4 < 0.145);
+    CHECK(ratio4 > 0.14);
+    CHECK(encode_with(Encoding::int4, big).size() <= encoded_size_estimate(Encoding::int4, n, 3));
+}
+
+TEST_CASE("int4 packs two signed values a byte, low nibble first, padding zero") {
+    ModelMessage m = sample_message();
+    m.parameters.assign(m.parameters.size(), 0.0f);
+    m.parameters[0] = 1.0f;          // the block's absmax: scale 1/7, level 7 = 0x7
+    m.parameters[1] = -1.0f;         // level -7 = 0x9
+    m.parameters[2] = 3.0f / 7.0f;   // level 3
+    m.parameters[52] = -2.0f / 7.0f; // the last value, alone in its byte: level -2 = 0xe
+    const auto bytes = encode_with(Encoding::int4, m);
+    const DecodeResult r = decode_model(bytes, kWidths);
+    REQUIRE(std::holds_alternative<ModelMessage>(r));
+    const auto& got = std::get<ModelMessage>(r).parameters;
+    CHECK(got[0] == doctest::Approx(1.0f));
+    CHECK(got[1] == doctest::Approx(-1.0f));
+    CHECK(got[2] == doctest::Approx(3.0f / 7.0f));
+    CHECK(got[52] == doctest::Approx(-2.0f / 7.0f));
+    for (std::size_t i = 3; i < 52; ++i) CHECK(got[i] == 0.0f);
+
+    std::vector<std::uint64_t> storage;
+    const auto view = aligned_view(bytes, storage);
+    const auto* root = wire::GetSizePrefixedModelMessage(view.data());
+    REQUIRE(root->payload()->size() == 27);  // 53 values
+    CHECK(root->payload()->Get(0) == 0x97);
+    CHECK(root->payload()->Get(1) == 0x03);
+    CHECK(root->payload()->Get(26) == 0x0e);  // high nibble: padding
+    CHECK(root->block_values() == kInt4BlockValues);
 }
 
 TEST_CASE("half conversion: exact values, rounding, subnormals, overflow") {
@@ -134,15 +170,18 @@ TEST_CASE("half conversion: exact values, rounding, subnormals, overflow") {
     CHECK(half_to_float(float_to_half(1.0f + 0x1.8p-11f)) == 1.0f + 0x1.0p-10f);
 }
 
-TEST_CASE("error feedback makes repeated int8 sends unbiased") {
-    // A value between two int8 levels: without feedback every message rounds the same way; with
-    // it the mean of the received values converges on the true value.
+TEST_CASE("error feedback makes repeated int8 and int4 sends unbiased") {
+    // A value between two levels: without feedback every message rounds the same way; with it
+    // the mean of the received values converges on the true value.
+    for (const Encoding e : {Encoding::int8, Encoding::int4}) {
+    CAPTURE(to_string(e));
+    const double step = e == Encoding::int8 ? 1.0 / 127.0 : 1.0 / 7.0;
     ModelMessage m = sample_message();
     m.parameters.assign(m.parameters.size(), 0.0f);
-    m.parameters[0] = 1.0f;  // sets the block's scale to 1/127
-    m.parameters[1] = 0.3f / 127.0f;
+    m.parameters[0] = 1.0f;  // sets the block's scale to one step
+    m.parameters[1] = static_cast<float>(0.3 * step);
     for (const bool feedback : {false, true}) {
-        ModelEncoder encoder(Encoding::int8, feedback);
+        ModelEncoder encoder(e, feedback);
         double sum = 0.0;
         constexpr int kSends = 100;
         for (int k = 0; k < kSends; ++k) {
@@ -152,9 +191,10 @@ TEST_CASE("error feedback makes repeated int8 sends unbiased") {
         }
         const double error = std::fabs(sum / kSends - double(m.parameters[1]));
         if (feedback)
-            CHECK(error < 0.02 / 127.0);
+            CHECK(error < 0.02 * step);
         else
-            CHECK(error > 0.25 / 127.0);
+            CHECK(error > 0.25 * step);
+    }
     }
 }
 
@@ -228,6 +268,23 @@ TEST_CASE("every bad field is refused with its reason") {
         CHECK(std::holds_alternative<ModelMessage>(decode_model(build(raw), kWidths)));
         raw.block_values = 128;
         CHECK(refusal_of(decode_model(build(raw), kWidths)) == Refusal::bad_encoding);
+
+        raw.encoding = wire::ModelEncoding::int4_block;  // int8-sized payload labelled int4
+        raw.block_values = kInt4BlockValues;
+        CHECK(refusal_of(decode_model(build(raw), kWidths)) == Refusal::size_mismatch);
+        raw.payload = std::vector<std::uint8_t>((n + 1) / 2, 0x88);  // every value -8
+        raw.payload.back() = 0x08;
+        const DecodeResult r = decode_model(build(raw), kWidths);
+        REQUIRE(std::holds_alternative<ModelMessage>(r));
+        CHECK(std::get<ModelMessage>(r).parameters[n - 1] == doctest::Approx(-0.8f));
+        raw.payload.back() = 0x18;  // the padding nibble of an odd count must be 0
+        CHECK(refusal_of(decode_model(build(raw), kWidths)) == Refusal::bad_encoding);
+        raw.payload.back() = 0x08;
+        raw.block_values = kInt8BlockValues;
+        CHECK(refusal_of(decode_model(build(raw), kWidths)) == Refusal::bad_encoding);
+        raw.block_values = kInt4BlockValues;
+        raw.scales = {};
+        CHECK(refusal_of(decode_model(build(raw), kWidths)) == Refusal::size_mismatch);
     }
     SUBCASE("unknown encoding") {
         Raw raw;
@@ -278,5 +335,8 @@ TEST_CASE("every refusal reason has a name") {
     Encoding e{};
     CHECK(parse_encoding("int8", e));
     CHECK(e == Encoding::int8);
-    CHECK_FALSE(parse_encoding("int4", e));
+    CHECK(parse_encoding("int4", e));
+    CHECK(e == Encoding::int4);
+    CHECK_FALSE(parse_encoding("int2", e));
+    CHECK_FALSE(parse_encoding("INT4", e));
 }

@@ -19,7 +19,7 @@ namespace {
 
 using namespace starling;
 
-const std::vector<std::uint32_t> kWidths{6, 5, 3};  // 53 parameters: one int8 block
+const std::vector<std::uint32_t> kWidths{6, 5, 3};  // 53 parameters: one int8 or int4 block
 
 void check_round_trip(const gossip::DecodeResult& result) {
     const auto* message = std::get_if<gossip::ModelMessage>(&result);
@@ -41,9 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     flatbuffers::FlatBufferBuilder fbb;
     const std::vector<std::uint8_t> origin(crypto::kDeviceIdBytes, 1);
-    const auto encoding = static_cast<wire::ModelEncoding>(data[0] % 4);
+    const auto encoding = static_cast<wire::ModelEncoding>(data[0] % 5);
+    const bool blockwise =
+        encoding == wire::ModelEncoding::int8_block || encoding == wire::ModelEncoding::int4_block;
     std::vector<float> scales;
-    if (encoding == wire::ModelEncoding::int8_block && size >= 5) {
+    if (blockwise && size >= 5) {
         float scale = 0;
         static_assert(sizeof scale == 4);
         std::memcpy(&scale, data + 1, 4);
@@ -52,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto payload = fbb.CreateVector(data + 1, size - 1);
     const auto root = wire::CreateModelMessage(
         fbb, gossip::kModelFormatVersion, fbb.CreateVector(origin), 1, 2, 1.0,
-        fbb.CreateVector(kWidths), encoding, gossip::kInt8BlockValues,
+        fbb.CreateVector(kWidths), encoding,
+        encoding == wire::ModelEncoding::int4_block ? gossip::kInt4BlockValues : gossip::kInt8BlockValues,
         scales.empty() ? 0 : fbb.CreateVector(scales), payload);
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     check_round_trip(gossip::decode_model({fbb.GetBufferPointer(), fbb.GetSize()}, kWidths));
