@@ -1,5 +1,6 @@
 #include "node/model/optimizer.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <string>
@@ -69,6 +70,17 @@ kernels::FusedUpdate Optimizer::fused(std::span<float> params, std::size_t offse
     return u;
 }
 
+void Optimizer::follow_move(std::span<const float> before, std::span<const float> after,
+                            float learning_rate) {
+    assert(config_.kind == OptimizerConfig::Kind::sgd);
+    assert(before.size() == state_[0].size() && after.size() == state_[0].size());
+    if (learning_rate <= 0.0f) return;
+    // The update is w -= lr * v: a move of (after - before) is a velocity of -(after - before) / lr.
+    const float share = (1.0f - config_.momentum) / learning_rate;
+    std::vector<float>& velocity = state_[0];
+    for (std::size_t i = 0; i < velocity.size(); ++i) velocity[i] -= share * (after[i] - before[i]);
+}
+
 Status Optimizer::restore(std::uint64_t steps, std::vector<std::vector<float>> state) {
     if (state.size() != state_.size())
         return make_error(ErrorCode::malformed,
@@ -81,6 +93,11 @@ Status Optimizer::restore(std::uint64_t steps, std::vector<std::vector<float>> s
     steps_ = steps;
     state_ = std::move(state);
     return Ok{};
+}
+
+void follow_average(std::span<float> average, std::span<const float> current, float share) noexcept {
+    const std::size_t n = std::min(average.size(), current.size());
+    for (std::size_t i = 0; i < n; ++i) average[i] += share * (current[i] - average[i]);
 }
 
 }  // namespace starling::model

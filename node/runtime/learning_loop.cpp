@@ -330,8 +330,7 @@ void LearningLoop::update_served(bool reset) {
         std::copy(trained.begin(), trained.end(), served.begin());
         return;
     }
-    const float share = std::min(options_.served_average, 1.0f);
-    for (std::size_t i = 0; i < served.size(); ++i) served[i] += share * (trained[i] - served[i]);
+    model::follow_average(served, trained, std::min(options_.served_average, 1.0f));
 }
 
 void LearningLoop::save_checkpoint() {

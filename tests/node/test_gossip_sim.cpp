@@ -168,13 +168,16 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK_FALSE(is_training_scenario(dir / "join-100.txt"));
 
     const auto sc = parse_training_scenario(
-        "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int8\n"
+        "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int4\n"
+        "momentum_policy follow\nserved_average 0.02\n"
         "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
         "t.txt");
     REQUIRE(sc.ok());
     CHECK(sc->speeds[0] == doctest::Approx(0.3));
     CHECK(sc->speeds[9] == doctest::Approx(0.5));
-    CHECK(sc->learner.encoding == gossip::Encoding::int8);
+    CHECK(sc->learner.encoding == gossip::Encoding::int4);
+    CHECK(sc->momentum_policy == MomentumPolicy::follow);
+    CHECK(sc->served_average == doctest::Approx(0.02f));
     REQUIRE(sc->events.size() == 3);
     CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
     CHECK(sc->events[1].groups.size() == 2);
@@ -187,7 +190,9 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("nodes 10\n").starts_with("t.txt:1:"));
     CHECK(bad("training\nnodes 10\nclass 0-10 i7\n").starts_with("t.txt:3:"));
     CHECK(bad("training\nfanout 0\n").starts_with("t.txt:2:"));
-    CHECK(bad("training\nencoding int4\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nencoding int2\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nmomentum_policy drift\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nserved_average 1.5\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nat 1s explode 3\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nwarp 9\n").starts_with("t.txt:2: unknown setting"));
 }

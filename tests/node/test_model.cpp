@@ -155,6 +155,43 @@ TEST_CASE("optimizers step, refuse mismatched state, and training lowers the los
     }
 }
 
+TEST_CASE("a merge's move joins the velocity: the next steps replay it, decaying with momentum") {
+    OptimizerConfig cfg;
+    cfg.momentum = 0.9f;
+    Optimizer opt(cfg, 3);
+    std::vector<float> w{1.0f, 2.0f, 3.0f};
+    const std::vector<float> before = w;
+    const std::vector<float> after{1.5f, 2.0f, 2.0f};  // a merge moved two parameters
+    opt.follow_move(before, after, 0.1f);
+    // w -= lr * v: the velocity holds -(1 - momentum) * move / lr.
+    CHECK(opt.state()[0][0] == doctest::Approx(-0.5f));
+    CHECK(opt.state()[0][1] == 0.0f);
+    CHECK(opt.state()[0][2] == doctest::Approx(1.0f));
+    // With zero gradients from here on, the steps replay the move once more, times the momentum
+    // (each step first decays the velocity): a geometric series.
+    w = after;
+    const std::vector<float> zero(3, 0.0f);
+    for (int i = 0; i < 400; ++i) opt.step(w, zero, 0.1f);
+    CHECK(w[0] == doctest::Approx(1.5f + 0.9f * 0.5f).epsilon(1e-4));
+    CHECK(w[1] == 2.0f);
+    CHECK(w[2] == doctest::Approx(2.0f - 0.9f * 1.0f).epsilon(1e-4));
+    opt.follow_move(before, after, 0.0f);  // a zero learning rate (end of a schedule): no change
+    CHECK(opt.state()[0][0] == doctest::Approx(-0.5f * std::pow(0.9f, 400.0f)).epsilon(1e-3));
+}
+
+TEST_CASE("a running average follows its share of the way") {
+    std::vector<float> average{0.0f, 10.0f};
+    const std::vector<float> current{1.0f, 0.0f};
+    follow_average(average, current, 0.25f);
+    CHECK(average[0] == doctest::Approx(0.25f));
+    CHECK(average[1] == doctest::Approx(7.5f));
+    for (int i = 0; i < 200; ++i) follow_average(average, current, 0.25f);
+    CHECK(average[0] == doctest::Approx(1.0f));
+    CHECK(average[1] == doctest::Approx(0.0f));
+    follow_average(average, std::vector<float>{5.0f, 5.0f}, 1.0f);  // share 1: a copy
+    CHECK(average == std::vector<float>{5.0f, 5.0f});
+}
+
 TEST_CASE("the fused training step equals backward followed by an optimizer step") {
     for (auto kind : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam}) {
         OptimizerConfig cfg;

@@ -47,6 +47,8 @@ struct Device {
     double speed = 1.0;
     data::Dataset shard;
     std::unique_ptr<model::Mlp> model;
+    std::unique_ptr<model::Mlp> served;  // scenario.served_average > 0: the running average
+    std::vector<float> before_merge;     // momentum_policy follow: the model a merge started from
     std::unique_ptr<model::Optimizer> optimizer;
     std::unique_ptr<model::Workspace> workspace;
     std::unique_ptr<gossip::GossipLearner> learner;
@@ -176,6 +178,7 @@ private:
         oc.weight_decay = sc_.weight_decay;
         d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());
         d.workspace = std::make_unique<model::Workspace>(*d.model, sc_.batch);
+        d.served = sc_.served_average > 0 ? std::make_unique<model::Mlp>(*d.model) : nullptr;
         d.learner = std::make_unique<gossip::GossipLearner>(
             device_id(d.index), *d.model, sc_.learner, sc_.seed * 31ull + d.index * 2654435761ull);
         d.alive = true;
@@ -315,12 +318,17 @@ private:
         for (std::size_t i = 0; i < batch; ++i) d.labels[i] = d.shard.labels[rows[i]];
         model::train_step(*d.model, *d.workspace, static_cast<int>(batch), d.labels.data(),
                           *d.optimizer, learning_rate(d));
+        if (d.served) model::follow_average(d.served->parameters(), d.model->parameters(), sc_.served_average);
         d.trained += batch;
         report_.samples_trained += batch;
         d.learner->on_local_samples(batch, to_time(now_));
         const bool out_of_time = sc_.run_seconds > 0 && now_ >= sc_.run_seconds;
         if ((sc_.run_seconds <= 0 && d.trained >= d.horizon) || out_of_time) {
             d.finished = true;
+            if (d.served) {  // the device's answer is its average; the consensus rounds mix those
+                std::ranges::copy(d.served->parameters(), d.model->parameters().begin());
+                d.served.reset();
+            }
             if (sc_.consensus_rounds > 0)
                 push(Event{.at = now_ + sc_.consensus_interval, .kind = EventKind::consensus,
                            .node = d.index, .generation = d.generation});
@@ -333,10 +341,16 @@ private:
         const bool sender_same = from.alive && from.generation == e.from_generation;
         const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
         if (ok) {
+            const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
+            if (follow) d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
             const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
+            if (follow && outcome == gossip::Received::merged)
+                d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
             if (outcome == gossip::Received::adopted ||
                 (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
                 reset_momentum(d);
+            if (outcome == gossip::Received::adopted && d.served)  // nothing of the old one is worth serving
+                std::ranges::copy(d.model->parameters(), d.served->parameters().begin());
             service(d);
         }
         if (sender_same) {
@@ -473,7 +487,7 @@ private:
         for (const Device& d : devices_) {
             double acc = std::numeric_limits<double>::quiet_NaN();
             if (d.alive) {
-                acc = model::evaluate(*d.model, ds).accuracy;
+                acc = model::evaluate(d.served ? *d.served : *d.model, ds).accuracy;
                 sum += acc;
                 p.min = std::min(p.min, acc);
                 p.max = std::max(p.max, acc);

@@ -17,8 +17,9 @@
 
 namespace starling::sim {
 
-// What a device does to its optimizer's momentum when a merge changes its model.
-enum class MomentumPolicy : std::uint8_t { keep, reset };
+// What a device does to its optimizer's momentum when a merge changes its model: nothing, zero
+// it, or let it follow the merge's move (quasi-global momentum, model::Optimizer::follow_move).
+enum class MomentumPolicy : std::uint8_t { keep, reset, follow };
 
 struct TrainingEvent {
     enum Kind : std::uint8_t { crash, restart, partition, heal };
@@ -44,6 +45,10 @@ struct TrainingScenario {
     float weight_decay = 0.0f;            // L2, added to the gradient
     bool cosine = true;                   // cosine decay over the device's horizon
     MomentumPolicy momentum_policy = MomentumPolicy::keep;
+    // The model a device serves and is evaluated on: a running average of the trained one, each
+    // step moving it this share of the way (`starling node` serves 0.01); 0: the trained model.
+    // When a device finishes, it keeps the average as its model for the consensus rounds.
+    float served_average = 0.0f;
 
     // Devices and links.
     double base_samples_per_second = 50000;  // an i7 (speed 1.0)

@@ -103,7 +103,8 @@ struct Parser {
         else if (key == "momentum") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.momentum = static_cast<float>(x); }
         else if (key == "weight_decay") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.weight_decay = static_cast<float>(x); }
         else if (key == "schedule") { if (value == "cosine") sc.cosine = true; else if (value == "constant") sc.cosine = false; else return bad(); }
-        else if (key == "momentum_policy") { if (value == "keep") sc.momentum_policy = MomentumPolicy::keep; else if (value == "reset") sc.momentum_policy = MomentumPolicy::reset; else return bad(); }
+        else if (key == "served_average") { if (!number(value, x) || x < 0 || x > 1) return bad(); sc.served_average = static_cast<float>(x); }
+        else if (key == "momentum_policy") { if (value == "keep") sc.momentum_policy = MomentumPolicy::keep; else if (value == "reset") sc.momentum_policy = MomentumPolicy::reset; else if (value == "follow") sc.momentum_policy = MomentumPolicy::follow; else return bad(); }
         else if (key == "base_rate") { if (!number(value, x) || x <= 0) return bad(); sc.base_samples_per_second = x; }
         else if (key == "bandwidth_mbps") { if (!number(value, x) || x <= 0) return bad(); sc.bandwidth_bytes_per_second = x * 1e6 / 8; }
         else if (key == "latency") { if (!seconds(value, x)) return bad(); sc.latency_seconds = x; }
@@ -230,11 +231,24 @@ void write_curve_csv(const TrainingReport& report, std::FILE* out) {
                      p.min, p.max, p.live, p.bytes_per_node);
 }
 
+namespace {
+const char* to_string(MomentumPolicy policy) {
+    switch (policy) {
+    case MomentumPolicy::keep: return "keep";
+    case MomentumPolicy::reset: return "reset";
+    case MomentumPolicy::follow: return "follow";
+    }
+    return "?";
+}
+}  // namespace
+
 void print_training_report(const TrainingScenario& sc, const TrainingReport& r, std::FILE* out) {
-    std::fprintf(out, "devices %u, split %s, %s, fanout %u, weighting %s, %.0f local epochs\n",
+    std::fprintf(out, "devices %u, split %s, %s, fanout %u, weighting %s, %.0f local epochs, "
+                      "served average %g, momentum %s\n",
                  sc.nodes, data::to_string(sc.split).c_str(),
                  std::string(gossip::to_string(sc.learner.encoding)).c_str(), sc.learner.fanout,
-                 std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs);
+                 std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs,
+                 static_cast<double>(sc.served_average), to_string(sc.momentum_policy));
     const CurvePoint& f = r.final_full;
     std::fprintf(out, "final (full test set): mean %.4f min %.4f max %.4f over %u live devices, "
                       "%.2f mean local epochs, virtual %.3f s\n",
