@@ -1,6 +1,7 @@
 #include "node/gossip/merge.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cmath>
 
@@ -25,20 +26,34 @@ bool parse_weighting(std::string_view text, Weighting& out) noexcept {
     return false;
 }
 
-double l2_norm(std::span<const float> values) noexcept {
+// Sums of squares in double over independent lanes: one running sum would chain every add on
+// the last (latency-bound, and never vectorised, since reordering changes the rounding).
+template <typename Term>
+double lane_sum(std::size_t n, Term term) noexcept {
+    constexpr std::size_t kLanes = 8;
+    std::array<double, kLanes> lanes{};
+    std::size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (std::size_t l = 0; l < kLanes; ++l) lanes[l] += term(i + l);
+    for (; i < n; ++i) lanes[0] += term(i);
     double sum = 0.0;
-    for (const float v : values) sum += double(v) * double(v);
-    return std::sqrt(sum);
+    for (const double l : lanes) sum += l;
+    return sum;
+}
+
+double l2_norm(std::span<const float> values) noexcept {
+    return std::sqrt(lane_sum(values.size(), [values](std::size_t i) {
+        const double v = values[i];
+        return v * v;
+    }));
 }
 
 double l2_distance(std::span<const float> a, std::span<const float> b) noexcept {
     assert(a.size() == b.size());
-    double sum = 0.0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
+    return std::sqrt(lane_sum(a.size(), [a, b](std::size_t i) {
         const double d = double(a[i]) - double(b[i]);
-        sum += d * d;
-    }
-    return std::sqrt(sum);
+        return d * d;
+    }));
 }
 
 Merger::Merger(MergeConfig config) : config_(config) {}

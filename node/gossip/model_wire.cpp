@@ -63,8 +63,18 @@ wire::ModelEncoding to_wire(Encoding encoding) {
 }
 
 std::int8_t int4_at(const std::uint8_t* payload, std::size_t i) {
-    const unsigned nibble = (i % 2 == 0 ? payload[i / 2] : payload[i / 2] >> 4) & 0x0fu;
-    return static_cast<std::int8_t>(nibble >= 8 ? static_cast<int>(nibble) - 16 : static_cast<int>(nibble));
+    // Shift the nibble to the top of a byte, then back down with the sign: two's complement.
+    const auto byte = static_cast<std::uint8_t>(payload[i / 2] << (i % 2 == 0 ? 4 : 0));
+    return static_cast<std::int8_t>(static_cast<std::int8_t>(byte) >> 4);
+}
+
+// Round to nearest, ties to even (what nearbyint does in the default mode), for |x| <= 2^22:
+// adding and taking away 1.5 * 2^23 leaves no bits below the point. Inline, where nearbyint is a
+// library call per value on the baseline x86-64 the gossip code is built for. (x86-64 rounds
+// each float operation to float, and without -ffast-math the compiler keeps both.)
+float round_even(float x) {
+    constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
+    return (x + kShift) - kShift;
 }
 
 // Blockwise absmax quantisation to `levels` steps each side of zero; `put(i, q)` stores value i.
@@ -82,8 +92,7 @@ void quantise_blocks(std::span<const float> values, std::uint32_t block, float l
         scales[b] = scale;
         const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         for (std::size_t i = begin; i < end; ++i) {
-            const auto q = static_cast<std::int8_t>(
-                std::clamp(std::nearbyint(values[i] * inverse), -levels, levels));
+            const auto q = static_cast<std::int8_t>(round_even(std::clamp(values[i] * inverse, -levels, levels)));
             put(i, q);
             decoded[i] = static_cast<float>(q) * scale;
         }
@@ -340,11 +349,16 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                               "scale[" + std::to_string(b) + "] is not a finite value >= 0");
         }
         const std::size_t block = block_values(encoding);
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::int8_t q = encoding == Encoding::int8 ? static_cast<std::int8_t>(payload[i])
-                                                              : int4_at(payload, i);
-            message.parameters[i] =
-                static_cast<float>(q) * scales.Get(static_cast<flatbuffers::uoffset_t>(i / block));
+        float* out = message.parameters.data();
+        for (std::size_t begin = 0, b = 0; begin < n; begin += block, ++b) {
+            const float scale = scales.Get(static_cast<flatbuffers::uoffset_t>(b));
+            const std::size_t end = std::min(n, begin + block);
+            if (encoding == Encoding::int8) {
+                for (std::size_t i = begin; i < end; ++i)
+                    out[i] = static_cast<float>(static_cast<std::int8_t>(payload[i])) * scale;
+            } else {
+                for (std::size_t i = begin; i < end; ++i) out[i] = static_cast<float>(int4_at(payload, i)) * scale;
+            }
         }
         break;
     }
