@@ -177,6 +177,11 @@ void add_node(CLI::App& app) {
     node->add_option("--fanout", a->fanout, "Peers each round's model goes to")
         ->check(CLI::Range(1u, kMaxNodeFanout))
         ->capture_default_str();
+    node->add_option("--merge-momentum", a->merge_momentum,
+                     "keep: momentum from the device's own gradients; follow: merges join it too "
+                     "(for devices whose classes differ)")
+        ->check(CLI::IsMember({"keep", "follow"}))
+        ->capture_default_str();
     node->add_option("--checkpoint-interval", a->checkpoint_interval_s,
                      "Seconds between checkpoints (STATE/model.ckpt)")
         ->check(CLI::Range(1u, kMaxTrainingIntervalS))

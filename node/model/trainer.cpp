@@ -123,6 +123,12 @@ BatchStats Trainer::step(const data::Dataset& ds, std::span<const std::uint32_t>
     return stats;
 }
 
+bool Trainer::follow_move(std::span<const float> before) {
+    if (options_.optimizer.kind != OptimizerConfig::Kind::sgd) return false;
+    optimizer_.follow_move(before, model_.parameters(), current_learning_rate());
+    return true;
+}
+
 Progress Trainer::train_epoch(const data::Dataset& ds, const ProgressFn& progress) {
     epoch_examples_ = ds.size();
     order_.resize(ds.size());

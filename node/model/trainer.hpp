@@ -69,6 +69,11 @@ public:
     // One SGD/Adam step on the given rows of ds.
     BatchStats step(const data::Dataset& ds, std::span<const std::uint32_t> rows);
 
+    // A merge moved the model from `before` to where it is now: SGD's velocity takes the move in
+    // (Optimizer::follow_move, at the schedule's current rate). Adam keeps no velocity to steer:
+    // false, nothing changed.
+    bool follow_move(std::span<const float> before);
+
     // One pass over ds in a fresh shuffled order; calls progress every ~1% and at the end.
     Progress train_epoch(const data::Dataset& ds, const ProgressFn& progress);
 

@@ -82,6 +82,9 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
                               std::to_string(train.classes) + " classes) does not fit the model");
     if (test && test->features != train.features)
         return make_error(ErrorCode::invalid_argument, "the test set's features differ from the data's");
+    if (options.momentum_follows_merges && options.train.optimizer.kind != model::OptimizerConfig::Kind::sgd)
+        return make_error(ErrorCode::invalid_argument,
+                          "momentum that follows merges needs SGD: Adam keeps no velocity to steer");
     std::optional<model::Checkpoint> resume;
     if (!options.checkpoint.empty()) {
         std::error_code ec;
@@ -224,14 +227,20 @@ void LearningLoop::drain_inbox(gossip::Time now) {
     if (peers) learner_.on_peers_changed(*peers, now);
     for (Event& e : events) {
         switch (e.kind) {
-            case Event::Kind::model:
-                if (learner_.on_model_bytes(e.from, e.bytes, now) == gossip::Received::adopted) {
+            case Event::Kind::model: {
+                if (options_.momentum_follows_merges)
+                    before_merge_.assign(model_.parameters().begin(), model_.parameters().end());
+                const gossip::Received outcome = learner_.on_model_bytes(e.from, e.bytes, now);
+                if (outcome == gossip::Received::merged && options_.momentum_follows_merges)
+                    (void)trainer_.follow_move(before_merge_);  // SGD, checked at create()
+                if (outcome == gossip::Received::adopted) {
                     update_served(true);  // nothing of the old model is worth serving
                     if (log_)
                         log_("caught up: adopted a peer's model with " +
                              std::to_string(learner_.samples_seen()) + " samples seen");
                 }
                 break;
+            }
             case Event::Kind::sent: learner_.on_send_finished(e.transfer, e.delivered, now); break;
             case Event::Kind::request_failed: learner_.on_request_failed(e.transfer, now); break;
         }

@@ -63,6 +63,11 @@ struct LearningOptions {
     // hundred steps and the merges among them instead of ending wherever the last local steps
     // left the model. 0: serve the trained model itself.
     float served_average = kDefaultServedAverage;
+    // Quasi-global momentum: a merge's move joins the SGD velocity (model::Trainer::follow_move),
+    // so momentum carries where the cluster goes, not only the device's own gradients. Pays when
+    // devices hold different classes (the merges keep pulling each model back); costs a little
+    // when data is alike. SGD only.
+    bool momentum_follows_merges = false;
     std::size_t holdout_rows = kDefaultHoldoutRows;
     std::size_t eval_test_rows = kDefaultEvalTestRows;  // 0: the whole test set
     std::function<void()> on_thread_start;  // e.g. build the governor's pacer (lowers priority)
@@ -160,6 +165,7 @@ private:
 
     model::Mlp model_;
     model::Mlp served_;  // options_.served_average > 0: the running average of model_
+    std::vector<float> before_merge_;  // momentum_follows_merges: the model before a merge
     model::Trainer trainer_;
     gossip::GossipLearner learner_;
     gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};

@@ -177,6 +177,24 @@ TEST_CASE("a merge's move joins the velocity: the next steps replay it, decaying
     CHECK(w[2] == doctest::Approx(2.0f - 0.9f * 1.0f).epsilon(1e-4));
     opt.follow_move(before, after, 0.0f);  // a zero learning rate (end of a schedule): no change
     CHECK(opt.state()[0][0] == doctest::Approx(-0.5f * std::pow(0.9f, 400.0f)).epsilon(1e-3));
+
+    // Through a trainer: at the schedule's current rate for SGD; Adam has no velocity to steer.
+    for (const auto kind : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam}) {
+        Mlp mlp({4, 2});
+        mlp.init_he(5);
+        TrainOptions opts;
+        opts.optimizer.kind = kind;
+        opts.optimizer.learning_rate = 0.5f;
+        Trainer trainer(mlp, opts);
+        const std::vector<float> start(mlp.parameters().begin(), mlp.parameters().end());
+        mlp.parameters()[0] += 1.0f;
+        CHECK(trainer.follow_move(start) == (kind == OptimizerConfig::Kind::sgd));
+        const Checkpoint c = trainer.checkpoint();
+        REQUIRE_FALSE(c.optimizer_state.empty());
+        CHECK(c.optimizer_state[0][0] ==
+              doctest::Approx(kind == OptimizerConfig::Kind::sgd ? -(1.0f - 0.9f) / 0.5f : 0.0f));
+        CHECK(c.optimizer_state[0][1] == 0.0f);
+    }
 }
 
 TEST_CASE("a running average follows its share of the way") {

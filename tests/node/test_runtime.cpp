@@ -9,6 +9,7 @@
 #include "crypto/cluster.hpp"
 #include "node/runtime/discovery.hpp"
 #include "node/runtime/discovery_wire.hpp"
+#include "node/runtime/learning_loop.hpp"
 #include "node/runtime/peer_table.hpp"
 #include "node/runtime/state_dir.hpp"
 #include "tests/node/node_harness.hpp"
@@ -245,4 +246,29 @@ TEST_CASE("an unknown sender's beacon vouches for it through the certificate it 
     CHECK(table.sign_key(e.b.certificate.device, beacon) == e.b.certificate.sign_key);
     CHECK_FALSE(table.sign_key(e.a.certificate.device, beacon).has_value());  // not its own
     CHECK_FALSE(table.sign_key(e.b.certificate.device, std::vector<std::uint8_t>(40)).has_value());
+}
+
+TEST_CASE("a learning loop whose momentum follows merges needs SGD") {
+    data::Dataset train;
+    train.features = 4;
+    train.classes = 2;
+    train.labels = {0, 1, 0, 1};
+    train.bytes = std::vector<std::uint8_t>(16, 128);
+    FakeClock clock;
+    for (const auto kind : {model::OptimizerConfig::Kind::sgd, model::OptimizerConfig::Kind::adam}) {
+        LearningOptions options;
+        options.widths = {4, 3, 2};
+        options.train.batch = 2;
+        options.train.optimizer.kind = kind;
+        options.momentum_follows_merges = true;
+        options.holdout_rows = 0;
+        auto loop = LearningLoop::create(crypto::DeviceId{1}, train, std::nullopt, options, clock, {}, {});
+        if (kind == model::OptimizerConfig::Kind::sgd) {
+            CHECK(loop.ok());
+        } else {
+            REQUIRE_FALSE(loop.ok());
+            CHECK(loop.error().code == ErrorCode::invalid_argument);
+            CHECK(loop.error().message.find("SGD") != std::string::npos);
+        }
+    }
 }
