@@ -172,7 +172,8 @@ void add_node(CLI::App& app) {
     node->add_option("--test", a->test, "Test split directory (default: the data directory's own)");
     node->add_option("--model", a->model, "mlp, softmax or widths such as 784-128-10")
         ->capture_default_str();
-    node->add_option("--encoding", a->encoding, "Models on the wire: fp32, fp16, int8 or int4 (blockwise, error feedback)")
+    node->add_option("--encoding", a->encoding,
+                     "Models on the wire: fp32, fp16, int8 or int4 (blockwise, error feedback)")
         ->capture_default_str();
     node->add_option("--fanout", a->fanout, "Peers each round's model goes to")
         ->check(CLI::Range(1u, kMaxNodeFanout))

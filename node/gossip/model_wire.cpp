@@ -92,7 +92,8 @@ void quantise_blocks(std::span<const float> values, std::uint32_t block, float l
         scales[b] = scale;
         const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         for (std::size_t i = begin; i < end; ++i) {
-            const auto q = static_cast<std::int8_t>(round_even(std::clamp(values[i] * inverse, -levels, levels)));
+            const float level = round_even(std::clamp(values[i] * inverse, -levels, levels));
+            const auto q = static_cast<std::int8_t>(level);
             put(i, q);
             decoded[i] = static_cast<float>(q) * scale;
         }
@@ -118,14 +119,17 @@ void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* pa
         return;
     case Encoding::int8:
         quantise_blocks(values, kInt8BlockValues, kInt8Levels, scales, decoded,
-                        [payload](std::size_t i, std::int8_t q) { payload[i] = static_cast<std::uint8_t>(q); });
+                        [payload](std::size_t i, std::int8_t q) {
+                            payload[i] = static_cast<std::uint8_t>(q);
+                        });
         return;
     case Encoding::int4:
         std::fill(payload, payload + payload_bytes(Encoding::int4, n), std::uint8_t{0});
         quantise_blocks(values, kInt4BlockValues, kInt4Levels, scales, decoded,
                         [payload](std::size_t i, std::int8_t q) {
-                            const auto nibble = static_cast<std::uint8_t>(static_cast<std::uint8_t>(q) & 0x0fu);
-                            payload[i / 2] |= static_cast<std::uint8_t>(i % 2 == 0 ? nibble : nibble << 4);
+                            const unsigned nibble = static_cast<std::uint8_t>(q) & 0x0fu;
+                            const unsigned shifted = i % 2 == 0 ? nibble : nibble << 4;
+                            payload[i / 2] |= static_cast<std::uint8_t>(shifted);
                         });
         return;
     }
@@ -229,7 +233,8 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
 
     flatbuffers::FlatBufferBuilder fbb(encoded_size_estimate(encoding_, n, header.widths.size()));
     std::uint8_t* payload = nullptr;
-    const auto payload_offset = fbb.CreateUninitializedVector(payload_bytes(encoding_, n), &payload);
+    const auto payload_offset =
+        fbb.CreateUninitializedVector(payload_bytes(encoding_, n), &payload);
     std::vector<float> scales;
     std::vector<float> decoded(n);
     quantise(encoding_, staged_, payload, scales, decoded);
@@ -309,7 +314,8 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
         return refuse(Refusal::size_mismatch,
                       "payload of " + std::to_string(root.payload()->size()) + " bytes for " +
                           std::to_string(n) + " " + std::string(to_string(encoding)) + " values");
-    if (encoding == Encoding::int4 && n % 2 == 1 && (root.payload()->Get(root.payload()->size() - 1) >> 4) != 0)
+    const auto& received = *root.payload();
+    if (encoding == Encoding::int4 && n % 2 == 1 && (received.Get(received.size() - 1) >> 4) != 0)
         return refuse(Refusal::bad_encoding, "int4 padding nibble is not 0");
     const std::size_t want_scales = blocks_for(encoding, n);
     if (scale_count != want_scales)
@@ -357,7 +363,8 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                 for (std::size_t i = begin; i < end; ++i)
                     out[i] = static_cast<float>(static_cast<std::int8_t>(payload[i])) * scale;
             } else {
-                for (std::size_t i = begin; i < end; ++i) out[i] = static_cast<float>(int4_at(payload, i)) * scale;
+                for (std::size_t i = begin; i < end; ++i)
+                    out[i] = static_cast<float>(int4_at(payload, i)) * scale;
             }
         }
         break;

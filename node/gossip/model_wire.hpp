@@ -83,8 +83,8 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                           std::span<const std::uint32_t> expected_widths);
 
 // Encodes models for one stream of updates. For fp16, int8 and int4 it keeps the quantisation
-// error of the previous message (error feedback) and adds it to the next, so what receivers get is, over
-// time, unbiased. fp32 keeps no state.
+// error of the previous message (error feedback) and adds it to the next, so what receivers get
+// is, over time, unbiased. fp32 keeps no state.
 class ModelEncoder {
 public:
     explicit ModelEncoder(Encoding encoding, bool error_feedback = true);

@@ -75,7 +75,7 @@ void Optimizer::follow_move(std::span<const float> before, std::span<const float
     assert(config_.kind == OptimizerConfig::Kind::sgd);
     assert(before.size() == state_[0].size() && after.size() == state_[0].size());
     if (learning_rate <= 0.0f) return;
-    // The update is w -= lr * v: a move of (after - before) is a velocity of -(after - before) / lr.
+    // The update is w -= lr * v: a move of (after - before) is a velocity of -(after - before)/lr.
     const float share = (1.0f - config_.momentum) / learning_rate;
     std::vector<float>& velocity = state_[0];
     for (std::size_t i = 0; i < velocity.size(); ++i) velocity[i] -= share * (after[i] - before[i]);
@@ -95,7 +95,8 @@ Status Optimizer::restore(std::uint64_t steps, std::vector<std::vector<float>> s
     return Ok{};
 }
 
-void follow_average(std::span<float> average, std::span<const float> current, float share) noexcept {
+void follow_average(std::span<float> average, std::span<const float> current,
+                    float share) noexcept {
     const std::size_t n = std::min(average.size(), current.size());
     for (std::size_t i = 0; i < n; ++i) average[i] += share * (current[i] - average[i]);
 }

@@ -46,7 +46,8 @@ public:
     // parameters from `before` to `after`; the velocity takes that move in as if it had been a
     // step of `learning_rate`, weighted by 1 - momentum, so momentum follows where the cluster
     // goes and not only the device's own gradients.
-    void follow_move(std::span<const float> before, std::span<const float> after, float learning_rate);
+    void follow_move(std::span<const float> before, std::span<const float> after,
+                     float learning_rate);
 
     // Restores state saved from state() (sizes checked by the caller's decoder).
     Status restore(std::uint64_t steps, std::vector<std::vector<float>> state);
@@ -61,6 +62,7 @@ private:
 
 // A running average of parameters, what a gossiping device serves: `average` moves `share` (0..1]
 // of the way to `current`, so it smooths over the last ~1/share steps and the merges among them.
-void follow_average(std::span<float> average, std::span<const float> current, float share) noexcept;
+void follow_average(std::span<float> average, std::span<const float> current,
+                    float share) noexcept;
 
 }  // namespace starling::model

@@ -82,9 +82,10 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
                               std::to_string(train.classes) + " classes) does not fit the model");
     if (test && test->features != train.features)
         return make_error(ErrorCode::invalid_argument, "the test set's features differ from the data's");
-    if (options.momentum_follows_merges && options.train.optimizer.kind != model::OptimizerConfig::Kind::sgd)
+    if (options.momentum_follows_merges &&
+        options.train.optimizer.kind != model::OptimizerConfig::Kind::sgd)
         return make_error(ErrorCode::invalid_argument,
-                          "momentum that follows merges needs SGD: Adam keeps no velocity to steer");
+                          "momentum that follows merges needs SGD (Adam keeps no velocity)");
     std::optional<model::Checkpoint> resume;
     if (!options.checkpoint.empty()) {
         std::error_code ec;

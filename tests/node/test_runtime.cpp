@@ -255,15 +255,17 @@ TEST_CASE("a learning loop whose momentum follows merges needs SGD") {
     train.labels = {0, 1, 0, 1};
     train.bytes = std::vector<std::uint8_t>(16, 128);
     FakeClock clock;
-    for (const auto kind : {model::OptimizerConfig::Kind::sgd, model::OptimizerConfig::Kind::adam}) {
+    using Kind = model::OptimizerConfig::Kind;
+    for (const auto kind : {Kind::sgd, Kind::adam}) {
         LearningOptions options;
         options.widths = {4, 3, 2};
         options.train.batch = 2;
         options.train.optimizer.kind = kind;
         options.momentum_follows_merges = true;
         options.holdout_rows = 0;
-        auto loop = LearningLoop::create(crypto::DeviceId{1}, train, std::nullopt, options, clock, {}, {});
-        if (kind == model::OptimizerConfig::Kind::sgd) {
+        auto loop =
+            LearningLoop::create(crypto::DeviceId{1}, train, std::nullopt, options, clock, {}, {});
+        if (kind == Kind::sgd) {
             CHECK(loop.ok());
         } else {
             REQUIRE_FALSE(loop.ok());

@@ -55,7 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto root = wire::CreateModelMessage(
         fbb, gossip::kModelFormatVersion, fbb.CreateVector(origin), 1, 2, 1.0,
         fbb.CreateVector(kWidths), encoding,
-        encoding == wire::ModelEncoding::int4_block ? gossip::kInt4BlockValues : gossip::kInt8BlockValues,
+        encoding == wire::ModelEncoding::int4_block ? gossip::kInt4BlockValues
+                                                    : gossip::kInt8BlockValues,
         scales.empty() ? 0 : fbb.CreateVector(scales), payload);
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     check_round_trip(gossip::decode_model({fbb.GetBufferPointer(), fbb.GetSize()}, kWidths));

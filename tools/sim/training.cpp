@@ -318,7 +318,10 @@ private:
         for (std::size_t i = 0; i < batch; ++i) d.labels[i] = d.shard.labels[rows[i]];
         model::train_step(*d.model, *d.workspace, static_cast<int>(batch), d.labels.data(),
                           *d.optimizer, learning_rate(d));
-        if (d.served) model::follow_average(d.served->parameters(), d.model->parameters(), sc_.served_average);
+        if (d.served) {
+            model::follow_average(d.served->parameters(), d.model->parameters(),
+                                  sc_.served_average);
+        }
         d.trained += batch;
         report_.samples_trained += batch;
         d.learner->on_local_samples(batch, to_time(now_));
@@ -342,14 +345,16 @@ private:
         const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
         if (ok) {
             const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
-            if (follow) d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
+            if (follow)
+                d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
             const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
             if (follow && outcome == gossip::Received::merged)
                 d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
             if (outcome == gossip::Received::adopted ||
                 (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
                 reset_momentum(d);
-            if (outcome == gossip::Received::adopted && d.served)  // nothing of the old one is worth serving
+            // Adopted: nothing of the old model is worth serving.
+            if (outcome == gossip::Received::adopted && d.served)
                 std::ranges::copy(d.model->parameters(), d.served->parameters().begin());
             service(d);
         }
