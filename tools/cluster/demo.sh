@@ -10,7 +10,8 @@
 # Ctrl-C or any exit stops every node and removes the namespaces and the work directory.
 #
 #   demo.sh [--nodes N] [--seconds S] [--scheme iid|classes:K|dirichlet:A] [--encoding E]
-#           [--data DIR] [--bin STARLING] [--loopback] [--deps] [--keep DIR]
+#           [--merge-momentum keep|follow] [--data DIR] [--bin STARLING] [--loopback] [--deps]
+#           [--keep DIR]
 #     --bin       a starling binary; starling-inspect is taken from beside it
 #     --deps      run tools/install-deps.sh first (a fresh Debian 12 machine)
 #     --loopback  loopback addresses even as root
@@ -19,7 +20,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-nodes=16 seconds=150 scheme=iid encoding=int8 data=/usr/share/datasets/fashion-mnist
+nodes=16 seconds=150 scheme=iid encoding=int8 momentum=keep data=/usr/share/datasets/fashion-mnist
 bin="" loopback=0 deps=0 keep=""
 readonly PROGRESS_EVERY=5 MAX_NODES=240
 
@@ -30,6 +31,7 @@ while (($#)); do
     --seconds) seconds="$2"; shift 2 ;;
     --scheme) scheme="$2"; shift 2 ;;
     --encoding) encoding="$2"; shift 2 ;;
+    --merge-momentum) momentum="$2"; shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
     --loopback) loopback=1; shift ;;
@@ -90,6 +92,7 @@ start() {
   local i="$1" shard; shard="$(printf 'node-%03d' $((i - 1)))"
   local args=(node --bundle "$work/bundles/$(name "$i").bundle" --state "$work/state/$i"
               --data "$work/shards/$shard" --test "$work/shards/test" --encoding "$encoding"
+              --merge-momentum "$momentum"
               "${governor[@]}")
   if ((lan)); then
     ip netns exec "$("$here/launch.sh" ns "$i")" "$bin" "${args[@]}" >"$work/$(name "$i").log" 2>&1 &
