@@ -1,6 +1,7 @@
 #include "node/gossip/learner.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cassert>
 
 namespace starling::gossip {
@@ -109,6 +110,11 @@ void GossipLearner::on_local_samples(std::uint64_t samples, Time now) {
 
 void GossipLearner::on_round_due(Time now) { start_round(now); }
 
+bool GossipLearner::model_finite() const noexcept {
+    const auto values = model_.parameters();
+    return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
+}
+
 std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_current() {
     ++version_;
     return std::make_shared<const std::vector<std::uint8_t>>(
@@ -130,6 +136,11 @@ void GossipLearner::start_round(Time) {
     const std::size_t sends = std::min(want, budget);
     stats_.sends_skipped_budget += want - sends;
     if (sends == 0) return;
+    // A model that diverged helps nobody, and peers would refuse it: keep it home, counted.
+    if (!model_finite()) {
+        stats_.sends_skipped_not_finite += sends;
+        return;
+    }
     // Push-sum: the mass is split between this node and each receiver.
     if (config_.merge.weighting == Weighting::push_sum) mass_ /= static_cast<double>(sends + 1);
     const auto bytes = encode_current();
@@ -176,6 +187,10 @@ void GossipLearner::pump_answers() {
     while (!queued_answers_.empty() && sends_in_flight_.size() < config_.max_concurrent_sends) {
         const DeviceId peer = queued_answers_.front();
         queued_answers_.erase(queued_answers_.begin());
+        if (!model_finite()) {  // the asker's pull times out and tries another peer
+            ++stats_.sends_skipped_not_finite;
+            continue;
+        }
         if (config_.merge.weighting == Weighting::push_sum) mass_ /= 2.0;
         start_send(peer, encode_current());
     }

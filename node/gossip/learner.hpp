@@ -76,6 +76,7 @@ struct LearnerStats {
     std::uint64_t sends_completed = 0;
     std::uint64_t sends_failed = 0;
     std::uint64_t sends_skipped_budget = 0;  // a round's peer left out: link budget full
+    std::uint64_t sends_skipped_not_finite = 0;  // a round or answer withheld: NaN/Inf in the model
     std::uint64_t bytes_sent = 0;            // of sends started
     std::uint64_t models_received = 0;
     std::uint64_t models_merged = 0;
@@ -145,6 +146,7 @@ private:
     void start_round(Time now);
     void start_send(const DeviceId& peer, std::shared_ptr<const std::vector<std::uint8_t>> bytes);
     std::shared_ptr<const std::vector<std::uint8_t>> encode_current();
+    bool model_finite() const noexcept;
     void send_pull(Time now);
     void pump_answers();
     bool is_duplicate(const ModelMessage& message) const;

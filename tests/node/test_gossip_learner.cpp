@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -139,6 +140,33 @@ TEST_CASE("coordinate-wise trimmed mean ignores one extreme coordinate") {
     spiked[7] = 10.0f;  // far off, yet within the norm check (norm ~11 vs ~4.8 local)
     REQUIRE(merger.merge({local, 1, 1.0}, message_from(9, 1, spiked)).accepted);
     CHECK(local[7] == doctest::Approx(1.0f));
+}
+
+TEST_CASE("a model that went NaN or Inf is neither pushed nor given to a pull, and is counted") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.fanout = 2;
+    config.samples_per_round = 10;
+    config.encoding = Encoding::int8;  // quantising NaN would be undefined: it must not get there
+    GossipLearner learner(device(1), model, config, 7);
+    const std::vector<PeerInfo> peers{{device(2), 0}, {device(3), 0}};
+    learner.on_peers_changed(peers, 0us);
+    learner.on_start(0us, false);
+    model.parameters()[5] = std::nanf("");
+    learner.on_local_samples(10, 1ms);
+    CHECK(learner.take_actions().empty());
+    CHECK(learner.stats().sends_skipped_not_finite == 2);
+    learner.on_model_requested(device(2), 2ms);
+    CHECK(learner.take_actions().empty());
+    CHECK(learner.stats().sends_skipped_not_finite == 3);
+    CHECK(learner.version() == 0);
+    model.parameters()[5] = std::numeric_limits<float>::infinity();
+    learner.on_local_samples(10, 3ms);
+    CHECK(learner.take_actions().empty());
+    model.parameters()[5] = 0.5f;  // finite again: rounds go out
+    learner.on_local_samples(10, 4ms);
+    CHECK(learner.take_actions().size() == 2);
 }
 
 TEST_CASE("rounds go to `fanout` distinct peers within the link budget, version rising") {
