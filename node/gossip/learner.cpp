@@ -1,8 +1,8 @@
 #include "node/gossip/learner.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cassert>
+#include <cmath>
 
 namespace starling::gossip {
 
@@ -184,10 +184,12 @@ void GossipLearner::on_model_requested(const DeviceId& from, Time) {
 }
 
 void GossipLearner::pump_answers() {
+    if (queued_answers_.empty()) return;
+    const bool finite = model_finite();  // one scan for every answer it lets out
     while (!queued_answers_.empty() && sends_in_flight_.size() < config_.max_concurrent_sends) {
         const DeviceId peer = queued_answers_.front();
         queued_answers_.erase(queued_answers_.begin());
-        if (!model_finite()) {  // the asker's pull times out and tries another peer
+        if (!finite) {  // the asker's pull times out and tries another peer
             ++stats_.sends_skipped_not_finite;
             continue;
         }

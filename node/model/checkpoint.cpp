@@ -117,12 +117,14 @@ flatbuffers::Offset<wire::Tensor> build_tensor(flatbuffers::FlatBufferBuilder& f
 Result<std::vector<std::uint8_t>> encode(const Checkpoint& c, std::string_view name) {
     if (auto s = validate(c, ErrorCode::invalid_argument, name); !s) return s.error();
 
-    const std::size_t floats = c.parameters.size() * (1 + c.optimizer_state.size()) + c.served.size();
+    const std::size_t floats =
+        c.parameters.size() * (1 + c.optimizer_state.size()) + c.served.size();
     flatbuffers::FlatBufferBuilder fbb(floats * sizeof(float) + 1024);
     const auto parameters = build_tensor(fbb, c.parameters);
     std::vector<flatbuffers::Offset<wire::Tensor>> states;
     for (const auto& state : c.optimizer_state) states.push_back(build_tensor(fbb, state));
-    const auto served = c.served.empty() ? flatbuffers::Offset<wire::Tensor>() : build_tensor(fbb, c.served);
+    const auto served =
+        c.served.empty() ? flatbuffers::Offset<wire::Tensor>() : build_tensor(fbb, c.served);
     const auto root = wire::CreateCheckpoint(
         fbb, fbb.CreateVector(c.widths), parameters, fbb.CreateString(c.optimizer),
         fbb.CreateVector(states), c.step, c.samples_seen, c.epoch, c.seed, served);

@@ -26,7 +26,9 @@ struct Checkpoint {
     std::vector<float> served;
 
     // What the device serves and evaluates: `served` when present, else `parameters`.
-    const std::vector<float>& serving() const noexcept { return served.empty() ? parameters : served; }
+    const std::vector<float>& serving() const noexcept {
+        return served.empty() ? parameters : served;
+    }
 };
 
 // The envelope format version this build writes and the newest it reads.

@@ -214,8 +214,8 @@ void Node::Impl::on_membership(const membership::PeerAddress& from, const crypto
     using membership::detail::MessageKind;
     std::vector<crypto::DeviceId> missing = missing_signers(bytes);  // decodes into `scratch`
     const Time now = clock.now();
-    const bool join =
-        scratch.kind == MessageKind::sync && (scratch.sync_flags & membership::detail::kSyncJoin) != 0;
+    const bool join = scratch.kind == MessageKind::sync &&
+                      (scratch.sync_flags & membership::detail::kSyncJoin) != 0;
     // A joiner needs the certificate of every member our answer lists: they go out ahead of
     // the answer, so its records verify on arrival instead of waiting for a request.
     if (join && !core.has_left())
