@@ -33,7 +33,8 @@ std::size_t payload_bytes(Encoding encoding, std::size_t values) {
     case Encoding::fp32: return 4 * values;
     case Encoding::fp16: return 2 * values;
     case Encoding::int8: return values;
-    case Encoding::int4: return (values + 1) / 2;
+    case Encoding::int4:
+    case Encoding::lattice: return (values + 1) / 2;
     }
     return 4 * values;
 }
@@ -43,6 +44,7 @@ std::uint32_t block_values(Encoding encoding) {
     switch (encoding) {
     case Encoding::int8: return kInt8BlockValues;
     case Encoding::int4: return kInt4BlockValues;
+    case Encoding::lattice: return kLatticeBlockValues;
     default: return 0;
     }
 }
@@ -58,6 +60,7 @@ wire::ModelEncoding to_wire(Encoding encoding) {
     case Encoding::fp16: return wire::ModelEncoding::fp16;
     case Encoding::int8: return wire::ModelEncoding::int8_block;
     case Encoding::int4: return wire::ModelEncoding::int4_block;
+    case Encoding::lattice: return wire::ModelEncoding::lattice_block;
     }
     return wire::ModelEncoding::fp32;
 }
@@ -67,6 +70,36 @@ std::int8_t int4_at(const std::uint8_t* payload, std::size_t i) {
     const auto byte = static_cast<std::uint8_t>(payload[i / 2] << (i % 2 == 0 ? 4 : 0));
     return static_cast<std::int8_t>(static_cast<std::int8_t>(byte) >> 4);
 }
+
+// Value i stored as a signed nibble, low nibble first (int4 values, lattice residues).
+void put_nibble(std::uint8_t* payload, std::size_t i, std::int32_t q) {
+    const unsigned nibble = static_cast<unsigned>(q) & 0x0fu;
+    payload[i / 2] |= static_cast<std::uint8_t>(i % 2 == 0 ? nibble : nibble << 4);
+}
+
+// A lattice block's check: its indices k hashed in four interleaved chains (value i in chain
+// i % 4, so the chains run side by side), then folded and mixed, so that a change in any one
+// index reaches all 16 bits kept. `k` holds whole numbers below 2^23, as floats.
+std::uint16_t lattice_check(std::span<const float> k) noexcept {
+    std::uint32_t h[4] = {0x811c9dc5u, 0x01000193u, 0x9e3779b9u, 0x7f4a7c15u};
+    for (std::size_t i = 0; i < k.size(); ++i) {
+        const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(k[i]));
+        h[i % 4] = std::rotl(h[i % 4] ^ v, 13) * 0x9e3779b1u;
+    }
+    std::uint32_t x = h[0] ^ std::rotl(h[1], 8) ^ std::rotl(h[2], 16) ^ std::rotl(h[3], 24);
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    x *= 0xc2b2ae35u;
+    x ^= x >> 16;
+    return static_cast<std::uint16_t>(x);
+}
+
+// A receiver takes no index past 2^23 (floats hold them exactly); a sender's step is never so
+// small that its own values get past 2^22.
+constexpr float kMaxLatticeIndex = 8388608.0f;
+constexpr float kMinStepFraction = 1.0f / 4194304.0f;  // of the block's largest value
+constexpr float kMaxLatticeStepsFromZero = 4194304.0f;
 
 // Round to nearest, ties to even (what nearbyint does in the default mode), for |x| <= 2^22:
 // adding and taking away 1.5 * 2^23 leaves no bits below the point. Inline, where nearbyint is a
@@ -100,6 +133,81 @@ void quantise_blocks(std::span<const float> values, std::uint32_t block, float l
     }
 }
 
+// Residues are taken modulo 16: a receiver resolves values within 8 steps of the sender's.
+constexpr float kLatticePeriod = 16.0f;
+constexpr float kLatticeReach = 8.0f;
+
+// Lattice quantisation: block b's step is `margin` x spread[b] over the reach, so a receiver as
+// far from this model as the peer measured, times margin, resolves it. Where that step would be
+// no finer than int4's (peers far apart, early in training, or steps doubled after unresolved
+// blocks) the block goes as plain int4 instead, its scale negated: every receiver can read it.
+void quantise_lattice(std::span<const float> values, std::span<const float> spread, float margin,
+                      std::uint8_t* payload, std::vector<float>& scales,
+                      std::vector<std::uint16_t>& checks, std::span<float> decoded) {
+    const std::size_t n = values.size();
+    const std::size_t block = kLatticeBlockValues;
+    std::fill(payload, payload + payload_bytes(Encoding::lattice, n), std::uint8_t{0});
+    scales.resize((n + block - 1) / block);
+    checks.resize(scales.size());
+    for (std::size_t b = 0; b < scales.size(); ++b) {
+        const std::size_t begin = b * block;
+        const std::size_t end = std::min(n, begin + block);
+        float top = 0.0f;
+        for (std::size_t i = begin; i < end; ++i) top = std::max(top, std::fabs(values[i]));
+        const float plain = top / kInt4Levels;
+        const bool absolute = margin * spread[b] / kLatticeReach >= plain && plain > 0.0f;
+        const float step = absolute ? plain
+                                    : std::max(margin * spread[b] / kLatticeReach,
+                                               top * kMinStepFraction);
+        scales[b] = absolute ? -step : step;
+        const float inverse = step > 0.0f ? 1.0f / step : 0.0f;
+        const float limit = absolute ? kInt4Levels : kMaxLatticeStepsFromZero;
+        float k[kLatticeBlockValues];
+        for (std::size_t i = begin; i < end; ++i) {
+            k[i - begin] = round_even(std::clamp(values[i] * inverse, -limit, limit));
+            decoded[i] = k[i - begin] * step;
+        }
+        for (std::size_t i = begin; i < end; ++i)
+            put_nibble(payload, i, static_cast<std::int32_t>(k[i - begin]));
+        checks[b] = lattice_check({k, end - begin});
+    }
+}
+
+// Resolves lattice residues against `local`: each value's index is the one of its residue class
+// nearest the local value. A block whose indices fail the check (or run off the lattice) keeps the
+// local values and is listed in `unresolved`.
+void resolve_lattice(const std::uint8_t* payload, const flatbuffers::Vector<float>& scales,
+                     const flatbuffers::Vector<std::uint16_t>& checks, std::span<const float> local,
+                     std::span<float> out, std::vector<std::uint32_t>& unresolved) {
+    const std::size_t n = out.size();
+    const std::size_t block = kLatticeBlockValues;
+    for (std::size_t begin = 0, b = 0; begin < n; begin += block, ++b) {
+        const auto index = static_cast<flatbuffers::uoffset_t>(b);
+        const float scale = scales.Get(index);
+        const float step = std::fabs(scale);
+        const std::size_t end = std::min(n, begin + block);
+        float k[kLatticeBlockValues];
+        for (std::size_t i = begin; i < end; ++i) k[i - begin] = int4_at(payload, i);
+        bool on_lattice = true;  // false: a local value NaN or too far off to take an index
+        if (scale > 0.0f) {      // negative: plain int4, the residue is the index; 0: all zero
+            const float inverse = 1.0f / step;
+            for (std::size_t i = begin; i < end; ++i) {
+                const float t = local[i] * inverse;
+                const float r = k[i - begin];
+                k[i - begin] = r + kLatticePeriod * round_even((t - r) * (1.0f / kLatticePeriod));
+                on_lattice &= std::fabs(t) < kMaxLatticeIndex;
+            }
+        }
+        for (std::size_t i = begin; i < end; ++i) out[i] = k[i - begin] * step;
+        if (!on_lattice || lattice_check({k, end - begin}) != checks.Get(index)) {
+            std::copy(local.begin() + static_cast<std::ptrdiff_t>(begin),
+                      local.begin() + static_cast<std::ptrdiff_t>(end),
+                      out.begin() + static_cast<std::ptrdiff_t>(begin));
+            unresolved.push_back(static_cast<std::uint32_t>(b));
+        }
+    }
+}
+
 // Quantises `values` into `payload` (and `scales` for the blockwise encodings); returns what each
 // value decodes to in `decoded` so the caller can keep the error.
 void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* payload,
@@ -126,12 +234,9 @@ void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* pa
     case Encoding::int4:
         std::fill(payload, payload + payload_bytes(Encoding::int4, n), std::uint8_t{0});
         quantise_blocks(values, kInt4BlockValues, kInt4Levels, scales, decoded,
-                        [payload](std::size_t i, std::int8_t q) {
-                            const unsigned nibble = static_cast<std::uint8_t>(q) & 0x0fu;
-                            const unsigned shifted = i % 2 == 0 ? nibble : nibble << 4;
-                            payload[i / 2] |= static_cast<std::uint8_t>(shifted);
-                        });
+                        [payload](std::size_t i, std::int8_t q) { put_nibble(payload, i, q); });
         return;
+    case Encoding::lattice: break;  // quantise_lattice: it needs the spread
     }
 }
 
@@ -143,12 +248,14 @@ std::string_view to_string(Encoding encoding) noexcept {
     case Encoding::fp16: return "fp16";
     case Encoding::int8: return "int8";
     case Encoding::int4: return "int4";
+    case Encoding::lattice: return "lattice";
     }
     return "?";
 }
 
 bool parse_encoding(std::string_view text, Encoding& out) noexcept {
-    for (const Encoding e : {Encoding::fp32, Encoding::fp16, Encoding::int8, Encoding::int4}) {
+    for (const Encoding e :
+         {Encoding::fp32, Encoding::fp16, Encoding::int8, Encoding::int4, Encoding::lattice}) {
         if (text == to_string(e)) {
             out = e;
             return true;
@@ -170,14 +277,17 @@ std::string_view to_string(Refusal refusal) noexcept {
     case Refusal::bad_mass: return "bad_mass";
     case Refusal::duplicate: return "duplicate";
     case Refusal::outlier: return "outlier";
+    case Refusal::unresolved: return "unresolved";
     case Refusal::count_: break;
     }
     return "?";
 }
 
 std::size_t encoded_size_estimate(Encoding encoding, std::size_t parameters, std::size_t layers) {
-    return 128 + 4 * (layers + 1) + payload_bytes(encoding, parameters) +
-           4 * blocks_for(encoding, parameters);
+    // The lattice adds a vector of checks: a length, a 2-byte check per block, padding.
+    const bool lattice = encoding == Encoding::lattice;
+    return 128 + 4 * (layers + 1) + payload_bytes(encoding, parameters) + (lattice ? 8 : 0) +
+           (lattice ? 6 : 4) * blocks_for(encoding, parameters);
 }
 
 std::uint16_t float_to_half(float value) noexcept {
@@ -217,8 +327,30 @@ float half_to_float(std::uint16_t half) noexcept {
     return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
 
-ModelEncoder::ModelEncoder(Encoding encoding, bool error_feedback)
-    : encoding_(encoding), error_feedback_(error_feedback) {}
+ModelEncoder::ModelEncoder(Encoding encoding, bool error_feedback, float lattice_margin)
+    : encoding_(encoding), error_feedback_(error_feedback), lattice_margin_(lattice_margin) {}
+
+void ModelEncoder::observe_peer(std::span<const float> local, const ModelMessage& peer) {
+    const std::size_t n = peer.parameters.size();
+    if (encoding_ != Encoding::lattice || local.size() != n) return;
+    const std::size_t block = kLatticeBlockValues;
+    spread_.resize((n + block - 1) / block, 0.0f);
+    auto unresolved = peer.unresolved_blocks.begin();
+    for (std::size_t b = 0; b < spread_.size(); ++b) {
+        const std::size_t begin = b * block;
+        const std::size_t end = std::min(n, begin + block);
+        float apart = 0.0f;
+        if (unresolved != peer.unresolved_blocks.end() && *unresolved == b) {
+            // Too far to tell how far: a step twice as coarse.
+            ++unresolved;
+            spread_[b] *= 2.0f;
+            continue;
+        }
+        for (std::size_t i = begin; i < end; ++i)
+            apart = std::max(apart, std::fabs(local[i] - peer.parameters[i]));
+        spread_[b] = apart;
+    }
+}
 
 std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
                                                std::span<const float> parameters) {
@@ -231,33 +363,45 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
     if (feedback && residual_.size() == n)
         for (std::size_t i = 0; i < n; ++i) staged_[i] += residual_[i];
 
-    flatbuffers::FlatBufferBuilder fbb(encoded_size_estimate(encoding_, n, header.widths.size()));
+    // A lattice needs a measure of how far peers are; until one is known, int8.
+    const Encoding encoding =
+        encoding_ == Encoding::lattice && spread_.size() != blocks_for(encoding_, n)
+            ? Encoding::int8
+            : encoding_;
+    flatbuffers::FlatBufferBuilder fbb(encoded_size_estimate(encoding, n, header.widths.size()));
     std::uint8_t* payload = nullptr;
     const auto payload_offset =
-        fbb.CreateUninitializedVector(payload_bytes(encoding_, n), &payload);
+        fbb.CreateUninitializedVector(payload_bytes(encoding, n), &payload);
     std::vector<float> scales;
+    std::vector<std::uint16_t> checks;
     std::vector<float> decoded(n);
-    quantise(encoding_, staged_, payload, scales, decoded);
+    if (encoding == Encoding::lattice)
+        quantise_lattice(staged_, spread_, lattice_margin_, payload, scales, checks, decoded);
+    else
+        quantise(encoding, staged_, payload, scales, decoded);
     if (feedback) {
         residual_.resize(n);
         for (std::size_t i = 0; i < n; ++i) residual_[i] = staged_[i] - decoded[i];
     }
 
-    const auto scales_offset = block_values(encoding_) != 0
+    const auto scales_offset = block_values(encoding) != 0
                                    ? fbb.CreateVector(scales)
                                    : flatbuffers::Offset<flatbuffers::Vector<float>>();
+    const auto checks_offset = encoding == Encoding::lattice
+                                   ? fbb.CreateVector(checks)
+                                   : flatbuffers::Offset<flatbuffers::Vector<std::uint16_t>>();
     const auto origin = fbb.CreateVector(header.origin.data(), header.origin.size());
     const auto widths = fbb.CreateVector(header.widths);
     const auto root = wire::CreateModelMessage(
         fbb, kModelFormatVersion, origin, header.version, header.samples_seen, header.mass, widths,
-        to_wire(encoding_), block_values(encoding_), scales_offset,
-        payload_offset);
+        to_wire(encoding), block_values(encoding), scales_offset, payload_offset, checks_offset);
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
-                          std::span<const std::uint32_t> expected_widths) {
+                          std::span<const std::uint32_t> expected_widths,
+                          std::span<const float> local) {
     if (bytes.size() > limits::kMaxModelMessageBytes)
         return refuse(Refusal::too_large, std::to_string(bytes.size()) + " bytes, over the limit of " +
                                               std::to_string(limits::kMaxModelMessageBytes));
@@ -300,6 +444,7 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
     case wire::ModelEncoding::fp16: encoding = Encoding::fp16; break;
     case wire::ModelEncoding::int8_block: encoding = Encoding::int8; break;
     case wire::ModelEncoding::int4_block: encoding = Encoding::int4; break;
+    case wire::ModelEncoding::lattice_block: encoding = Encoding::lattice; break;
     default:
         return refuse(Refusal::bad_encoding,
                       "encoding " + std::to_string(static_cast<unsigned>(root.encoding())));
@@ -315,12 +460,23 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                       "payload of " + std::to_string(root.payload()->size()) + " bytes for " +
                           std::to_string(n) + " " + std::string(to_string(encoding)) + " values");
     const auto& received = *root.payload();
-    if (encoding == Encoding::int4 && n % 2 == 1 && (received.Get(received.size() - 1) >> 4) != 0)
-        return refuse(Refusal::bad_encoding, "int4 padding nibble is not 0");
+    if ((encoding == Encoding::int4 || encoding == Encoding::lattice) && n % 2 == 1 &&
+        (received.Get(received.size() - 1) >> 4) != 0)
+        return refuse(Refusal::bad_encoding, "padding nibble is not 0");
     const std::size_t want_scales = blocks_for(encoding, n);
     if (scale_count != want_scales)
         return refuse(Refusal::size_mismatch, std::to_string(scale_count) + " scales, expected " +
                                                   std::to_string(want_scales));
+    if (encoding == Encoding::lattice) {
+        const std::size_t check_count = root.checks() != nullptr ? root.checks()->size() : 0;
+        if (check_count != want_scales)
+            return refuse(Refusal::size_mismatch, std::to_string(check_count) +
+                                                      " checks, expected " +
+                                                      std::to_string(want_scales));
+        if (local.size() != n)
+            return refuse(Refusal::bad_encoding,
+                          "lattice resolves against the local model, and none was given");
+    }
     if (!std::isfinite(root.mass()))
         return refuse(Refusal::not_finite, "mass is not finite");
     if (root.mass() <= 0.0)
@@ -346,13 +502,26 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
         }
         break;
     case Encoding::int8:
-    case Encoding::int4: {
+    case Encoding::int4:
+    case Encoding::lattice: {
         const auto& scales = *root.scales();
         for (flatbuffers::uoffset_t b = 0; b < scales.size(); ++b) {
             const float scale = scales.Get(b);
-            if (!std::isfinite(scale) || scale < 0.0f)
+            // lattice: a negative scale marks a plain int4 block
+            if (!std::isfinite(scale) || (scale < 0.0f && encoding != Encoding::lattice))
                 return refuse(Refusal::not_finite,
                               "scale[" + std::to_string(b) + "] is not a finite value >= 0");
+        }
+        if (encoding == Encoding::lattice) {
+            resolve_lattice(payload, scales, *root.checks(), local, message.parameters,
+                            message.unresolved_blocks);
+            message.lattice_blocks = static_cast<std::uint32_t>(want_scales);
+            if (2 * message.unresolved_blocks.size() >= want_scales)
+                return refuse(Refusal::unresolved,
+                              std::to_string(message.unresolved_blocks.size()) + " of " +
+                                  std::to_string(want_scales) +
+                                  " blocks too far from the local model to resolve");
+            break;
         }
         const std::size_t block = block_values(encoding);
         float* out = message.parameters.data();

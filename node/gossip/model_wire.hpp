@@ -1,7 +1,8 @@
 #pragma once
 // A model as peers exchange it: who trained it, how much it has seen, its shape, and its
-// parameters in fp32, fp16, or blockwise int8 or int4. Decoding treats every byte as hostile and
-// answers with a refusal reason the caller counts.
+// parameters in fp32, fp16, blockwise int8 or int4, or as lattice residues that the receiver
+// resolves against its own model. Decoding treats every byte as hostile and answers with a
+// refusal reason the caller counts.
 
 #include <array>
 #include <cstddef>
@@ -27,6 +28,14 @@ inline constexpr std::uint32_t kInt8BlockValues = 256;
 // int4 has 15 levels, so one large weight costs its neighbours more: smaller blocks (the scales
 // add 12.5% to the int4 payload).
 inline constexpr std::uint32_t kInt4BlockValues = 64;
+// A lattice block shares a step and a 16-bit check; a block that does not resolve is not merged,
+// so blocks stay small enough that one far value costs little (6 bytes per 128 values).
+inline constexpr std::uint32_t kLatticeBlockValues = 128;
+// A lattice step is this many eighths of the distance last measured to a peer (block by
+// block): a receiver resolves values within 8 steps of the sender's. The measure includes the
+// peer message's own rounding (up to a step), so a margin under 8 keeps steps from feeding on
+// themselves; 3 leaves ~0.5% of blocks unresolved (100 devices, IID).
+inline constexpr float kDefaultLatticeMargin = 3.0f;
 
 enum class Encoding : std::uint8_t {
     fp32,  // exact; 4 bytes per parameter
@@ -34,9 +43,15 @@ enum class Encoding : std::uint8_t {
     int8,  // ~1 byte per parameter, blockwise absmax scale
     int4,  // ~0.56 bytes per parameter, blockwise absmax scale: twice the exchanges of int8 on
            // the same link, with error feedback carrying the coarser rounding to the next send
+    // ~0.55 bytes per parameter. The sender's model and the receiver's are close, so the
+    // sender sends only each value's index on a fine lattice, modulo 16, and the receiver takes
+    // the index nearest its own value. The step follows how far apart models are, not how
+    // large the values are: int4's bytes, finer than int8's steps. A device with no measure of
+    // that distance yet sends int8; catch-up answers go as fp32 (the asker has no model near).
+    lattice,
 };
 std::string_view to_string(Encoding encoding) noexcept;
-// "fp32", "fp16", "int8" or "int4"; false for anything else.
+// "fp32", "fp16", "int8", "int4" or "lattice"; false for anything else.
 bool parse_encoding(std::string_view text, Encoding& out) noexcept;
 
 // Bytes of a message carrying `parameters` values in `encoding`, widths of `layers + 1` entries.
@@ -50,6 +65,10 @@ struct ModelMessage {
     double mass = 1.0;               // push-sum mass (1 when the merge does not use it)
     std::vector<std::uint32_t> widths;
     std::vector<float> parameters;
+    // Lattice encoding: blocks resolved against the local model, and those that were not (the
+    // local values stand in for them; a merge leaves them as they are).
+    std::uint32_t lattice_blocks = 0;
+    std::vector<std::uint32_t> unresolved_blocks;
 };
 
 // Why a received model was not used: each one is counted by the learner.
@@ -65,6 +84,7 @@ enum class Refusal : std::uint8_t {
     bad_mass,             // push-sum mass <= 0
     duplicate,            // same origin and a version already merged (learner)
     outlier,              // merge: too far from the local model against recent history
+    unresolved,           // lattice: half the blocks or more too far from the local model
     count_                // number of reasons, for counter arrays
 };
 inline constexpr std::size_t kRefusalReasons = static_cast<std::size_t>(Refusal::count_);
@@ -78,16 +98,19 @@ struct ModelRefusal {
 using DecodeResult = std::variant<ModelMessage, ModelRefusal>;
 
 // Decodes a size-prefixed model message. `expected_widths` is the local architecture: anything
-// else is refused before the payload is read.
+// else is refused before the payload is read. `local` is the receiver's model, needed only to
+// resolve the lattice encoding (refused as bad_encoding without it).
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
-                          std::span<const std::uint32_t> expected_widths);
+                          std::span<const std::uint32_t> expected_widths,
+                          std::span<const float> local = {});
 
-// Encodes models for one stream of updates. For fp16, int8 and int4 it keeps the quantisation
-// error of the previous message (error feedback) and adds it to the next, so what receivers get
-// is, over time, unbiased. fp32 keeps no state.
+// Encodes models for one stream of updates. For fp16, int8, int4 and lattice it keeps the
+// quantisation error of the previous message (error feedback) and adds it to the next, so what
+// receivers get is, over time, unbiased. fp32 keeps no state.
 class ModelEncoder {
 public:
-    explicit ModelEncoder(Encoding encoding, bool error_feedback = true);
+    explicit ModelEncoder(Encoding encoding, bool error_feedback = true,
+                          float lattice_margin = kDefaultLatticeMargin);
 
     Encoding encoding() const noexcept { return encoding_; }
 
@@ -95,14 +118,21 @@ public:
     // its values; parameters.size() must equal the widths' parameter count (a bug otherwise).
     std::vector<std::uint8_t> encode(const ModelMessage& header, std::span<const float> parameters);
 
+    // A peer's decoded model beside the local one as it was before merging: how far apart
+    // models are, block by block, sets the lattice steps of the next messages. A block the
+    // peer's message left unresolved doubles its step.
+    void observe_peer(std::span<const float> local, const ModelMessage& peer);
+
     // Forgets the carried error (e.g. after the local model was replaced by a pulled one).
     void reset() noexcept { residual_.clear(); }
 
 private:
     Encoding encoding_;
     bool error_feedback_;
+    float lattice_margin_;
     std::vector<float> residual_;
     std::vector<float> staged_;  // parameters + residual, reused
+    std::vector<float> spread_;  // lattice: per block, the last measured distance to a peer
 };
 
 // Half-precision conversion (round to nearest even), exposed for the tests.

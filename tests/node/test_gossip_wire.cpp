@@ -56,6 +56,7 @@ struct Raw {
     std::uint32_t block_values = 0;
     std::vector<float> scales;
     std::vector<std::uint8_t> payload;
+    std::vector<std::uint16_t> checks;
     double mass = 1.0;
     bool identifier = true;
 };
@@ -66,7 +67,8 @@ std::vector<std::uint8_t> build(const Raw& raw) {
     const auto root = wire::CreateModelMessage(
         fbb, raw.format_version, fbb.CreateVector(origin), 1, 10, raw.mass,
         fbb.CreateVector(raw.widths), raw.encoding, raw.block_values,
-        raw.scales.empty() ? 0 : fbb.CreateVector(raw.scales), fbb.CreateVector(raw.payload));
+        raw.scales.empty() ? 0 : fbb.CreateVector(raw.scales), fbb.CreateVector(raw.payload),
+        raw.checks.empty() ? 0 : fbb.CreateVector(raw.checks));
     fbb.FinishSizePrefixed(root, raw.identifier ? wire::ModelMessageIdentifier() : nullptr);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
@@ -329,6 +331,182 @@ TEST_CASE("every bad field is refused with its reason") {
     }
 }
 
+namespace {
+
+// 20-30-10: 940 parameters, 8 lattice blocks (the last of 44 values).
+const std::vector<std::uint32_t> kLatticeWidths{20, 30, 10};
+
+ModelMessage lattice_message(std::uint64_t seed) {
+    ModelMessage m = sample_message(seed);
+    m.widths = kLatticeWidths;
+    model::Rng rng(seed);
+    m.parameters.resize(model::parameter_count(kLatticeWidths));
+    for (float& v : m.parameters) v = static_cast<float>(rng.normal() * 0.3);
+    return m;
+}
+
+// `base` moved by at most `by` in every value.
+std::vector<float> nearby(const std::vector<float>& base, double by, std::uint64_t seed) {
+    model::Rng rng(seed);
+    std::vector<float> out = base;
+    for (float& v : out) v += static_cast<float>((2.0 * rng.uniform() - 1.0) * by);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a lattice message resolves against the receiver's nearby model") {
+        const ModelMessage sender = lattice_message(3);
+        const std::size_t n = sender.parameters.size();
+        ModelEncoder encoder(Encoding::lattice, false);
+
+        // No measure of the peers' distance yet: int8, which needs no local model.
+        const auto first = encoder.encode(sender, sender.parameters);
+        REQUIRE(std::holds_alternative<ModelMessage>(decode_model(first, kLatticeWidths)));
+
+        // A peer 0.01 away (per value, at most) sets the steps; one 0.01 away resolves all.
+        ModelMessage peer = sender;
+        peer.parameters = nearby(sender.parameters, 0.01, 5);
+        encoder.observe_peer(sender.parameters, peer);
+        const auto bytes = encoder.encode(sender, sender.parameters);
+        const std::vector<float> receiver = nearby(sender.parameters, 0.01, 9);
+        const DecodeResult r = decode_model(bytes, kLatticeWidths, receiver);
+        REQUIRE(std::holds_alternative<ModelMessage>(r));
+        const ModelMessage& got = std::get<ModelMessage>(r);
+        CHECK(got.lattice_blocks == (n + kLatticeBlockValues - 1) / kLatticeBlockValues);
+        CHECK(got.unresolved_blocks.empty());
+        // The step is margin eighths of 0.01 (int8 here: 0.3 x 4 / 127): half of it is the error.
+        const double step = kDefaultLatticeMargin * 0.01 / 8.0;
+        for (std::size_t i = 0; i < n; ++i)
+            REQUIRE(std::fabs(got.parameters[i] - sender.parameters[i]) <= 0.5 * step + 1e-6);
+        // Half a byte per value, a step and a check per block, ~100 bytes of header.
+        CHECK(bytes.size() <= n / 2 + 6 * got.lattice_blocks + 160);
+        CHECK(bytes.size() <= encoded_size_estimate(Encoding::lattice, n, 2));
+
+        // Without the local model there is nothing to resolve against.
+        CHECK(refusal_of(decode_model(bytes, kLatticeWidths)) == Refusal::bad_encoding);
+
+        // One block far away keeps the receiver's values there, counted; the rest resolves.
+        std::vector<float> one_far = receiver;
+        for (std::size_t i = kLatticeBlockValues; i < 2 * kLatticeBlockValues; ++i)
+            one_far[i] += 1.0f;
+        const DecodeResult partly = decode_model(bytes, kLatticeWidths, one_far);
+        REQUIRE(std::holds_alternative<ModelMessage>(partly));
+        const ModelMessage& kept = std::get<ModelMessage>(partly);
+        REQUIRE(kept.unresolved_blocks == std::vector<std::uint32_t>{1});
+        for (std::size_t i = 0; i < n; ++i) {
+            const bool far = i >= kLatticeBlockValues && i < 2 * kLatticeBlockValues;
+            CHECK(kept.parameters[i] == (far ? one_far[i] : got.parameters[i]));
+        }
+
+        // A receiver far away everywhere cannot use the message at all.
+        std::vector<float> far = receiver;
+        for (float& v : far) v += 1.0f;
+        CHECK(refusal_of(decode_model(bytes, kLatticeWidths, far)) == Refusal::unresolved);
+
+        // An unresolved block doubles that block's step at the next send; the others follow
+        // the newly measured distance.
+        ModelMessage report = peer;
+        report.unresolved_blocks = {1};
+        encoder.observe_peer(sender.parameters, report);
+        const DecodeResult coarser =
+            decode_model(encoder.encode(sender, sender.parameters), kLatticeWidths, receiver);
+        REQUIRE(std::holds_alternative<ModelMessage>(coarser));
+        const ModelMessage& c = std::get<ModelMessage>(coarser);
+        CHECK(c.unresolved_blocks.empty());
+        double worst_other = 0.0, worst_doubled = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const double error = std::fabs(c.parameters[i] - sender.parameters[i]);
+            double& worst = i >= kLatticeBlockValues && i < 2 * kLatticeBlockValues
+                                ? worst_doubled
+                                : worst_other;
+            worst = std::max(worst, error);
+        }
+        CHECK(worst_other <= 0.5 * step + 1e-6);
+        CHECK(worst_doubled <= step + 1e-6);
+        CHECK(worst_doubled > 0.5 * step);
+}
+
+TEST_CASE("a lattice block no finer than int4 goes as plain int4, readable from anywhere") {
+    const ModelMessage sender = lattice_message(5);
+    ModelEncoder encoder(Encoding::lattice, false);
+    ModelMessage peer = sender;
+    peer.parameters = nearby(sender.parameters, 2.0, 7);  // as far apart as the values are large
+    encoder.observe_peer(sender.parameters, peer);
+    const auto bytes = encoder.encode(sender, sender.parameters);
+    std::vector<float> far = sender.parameters;
+    for (float& v : far) v += 5.0f;
+    const DecodeResult r = decode_model(bytes, kLatticeWidths, far);
+    REQUIRE(std::holds_alternative<ModelMessage>(r));
+    const ModelMessage& got = std::get<ModelMessage>(r);
+    CHECK(got.unresolved_blocks.empty());
+    for (std::size_t begin = 0; begin < got.parameters.size(); begin += kLatticeBlockValues) {
+        const std::size_t end = std::min(got.parameters.size(), begin + kLatticeBlockValues);
+        float top = 0.0f;
+        for (std::size_t i = begin; i < end; ++i)
+            top = std::max(top, std::fabs(sender.parameters[i]));
+        for (std::size_t i = begin; i < end; ++i)
+            REQUIRE(std::fabs(got.parameters[i] - sender.parameters[i]) <= top / 14.0f + 1e-6f);
+    }
+}
+
+TEST_CASE("error feedback makes repeated lattice sends unbiased") {
+    const ModelMessage sender = lattice_message(4);
+    ModelMessage peer = sender;
+    peer.parameters = nearby(sender.parameters, 0.01, 6);
+    for (const bool feedback : {false, true}) {
+        ModelEncoder encoder(Encoding::lattice, feedback);
+        encoder.observe_peer(sender.parameters, peer);
+        std::vector<double> sums(sender.parameters.size(), 0.0);
+        constexpr int kSends = 64;
+        for (int k = 0; k < kSends; ++k) {
+            const DecodeResult r = decode_model(encoder.encode(sender, sender.parameters),
+                                                kLatticeWidths, peer.parameters);
+            REQUIRE(std::holds_alternative<ModelMessage>(r));
+            const auto& got = std::get<ModelMessage>(r).parameters;
+            for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += got[i];
+        }
+        double worst = 0.0;
+        for (std::size_t i = 0; i < sums.size(); ++i)
+            worst = std::max(worst, std::fabs(sums[i] / kSends - double(sender.parameters[i])));
+        const double step = kDefaultLatticeMargin * 0.01 / 8.0;
+        if (feedback)
+            CHECK(worst < 0.05 * step);
+        else
+            CHECK(worst > 0.25 * step);
+    }
+}
+
+TEST_CASE("lattice messages with bad checks, padding or steps are refused") {
+    const std::size_t n = model::parameter_count(kWidths);  // 53: one block, odd
+    const std::vector<float> local(n, 0.0f);
+    Raw raw;
+    raw.encoding = wire::ModelEncoding::lattice_block;
+    raw.block_values = kLatticeBlockValues;
+    raw.payload = std::vector<std::uint8_t>((n + 1) / 2, 0);
+    raw.scales = {0.01f};
+    // No checks at all.
+    CHECK(refusal_of(decode_model(build(raw), kWidths, local)) == Refusal::size_mismatch);
+    raw.checks = {0, 0};
+    CHECK(refusal_of(decode_model(build(raw), kWidths, local)) == Refusal::size_mismatch);
+    raw.checks = {0};
+    // The check of 53 zero indices is not 0: the one block fails, so the message does.
+    CHECK(refusal_of(decode_model(build(raw), kWidths, local)) == Refusal::unresolved);
+    raw.payload.back() = 0x10;  // the padding nibble
+    CHECK(refusal_of(decode_model(build(raw), kWidths, local)) == Refusal::bad_encoding);
+    raw.payload.back() = 0;
+    raw.block_values = kInt4BlockValues;
+    CHECK(refusal_of(decode_model(build(raw), kWidths, local)) == Refusal::bad_encoding);
+    raw.block_values = kLatticeBlockValues;
+    raw.scales = {std::numeric_limits<float>::infinity()};
+    CHECK(refusal_of(decode_model(build(raw), kWidths, local)) == Refusal::not_finite);
+    raw.scales = {0.01f};
+    // A local model gone NaN has nothing to resolve with.
+    std::vector<float> broken = local;
+    broken[3] = std::numeric_limits<float>::quiet_NaN();
+    CHECK(refusal_of(decode_model(build(raw), kWidths, broken)) == Refusal::unresolved);
+}
+
 TEST_CASE("every refusal reason has a name") {
     for (std::size_t i = 0; i < kRefusalReasons; ++i)
         CHECK(to_string(static_cast<Refusal>(i)) != "?");
@@ -337,6 +515,8 @@ TEST_CASE("every refusal reason has a name") {
     CHECK(e == Encoding::int8);
     CHECK(parse_encoding("int4", e));
     CHECK(e == Encoding::int4);
+    CHECK(parse_encoding("lattice", e));
+    CHECK(e == Encoding::lattice);
     CHECK_FALSE(parse_encoding("int2", e));
     CHECK_FALSE(parse_encoding("INT4", e));
 }

@@ -1,7 +1,8 @@
 // libFuzzer target for model messages from peers (node/gossip/model_wire.hpp). Raw inputs test
 // the size prefix and the Verifier; each input is also framed as the payload of a well-formed
-// message (encoding from its first byte) to reach the shape, scale and finite-value checks.
-// Whatever decodes must re-encode as fp32 and decode to the same values.
+// message (encoding from its first byte) to reach the shape, scale, check and finite-value
+// checks; lattice messages resolve against a fixed local model. Whatever decodes must re-encode
+// as fp32 and decode to the same values.
 #include <flatbuffers/flatbuffers.h>
 
 #include <cstddef>
@@ -19,7 +20,15 @@ namespace {
 
 using namespace starling;
 
-const std::vector<std::uint32_t> kWidths{6, 5, 3};  // 53 parameters: one int8 or int4 block
+const std::vector<std::uint32_t> kWidths{6, 5, 3};  // 53 parameters: one block in any encoding
+
+// The receiver's own model, for lattice messages: small values of both signs.
+std::vector<float> local_model() {
+    std::vector<float> local(53);
+    for (std::size_t i = 0; i < local.size(); ++i)
+        local[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 0.01f;
+    return local;
+}
 
 void check_round_trip(const gossip::DecodeResult& result) {
     const auto* message = std::get_if<gossip::ModelMessage>(&result);
@@ -36,14 +45,16 @@ void check_round_trip(const gossip::DecodeResult& result) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> bytes(data, size);
-    check_round_trip(gossip::decode_model(bytes, kWidths));
+    static const std::vector<float> local = local_model();
+    check_round_trip(gossip::decode_model(bytes, kWidths, local));
     if (size == 0) return 0;
 
     flatbuffers::FlatBufferBuilder fbb;
     const std::vector<std::uint8_t> origin(crypto::kDeviceIdBytes, 1);
     const auto encoding = static_cast<wire::ModelEncoding>(data[0] % 5);
-    const bool blockwise =
-        encoding == wire::ModelEncoding::int8_block || encoding == wire::ModelEncoding::int4_block;
+    const bool lattice = encoding == wire::ModelEncoding::lattice_block;
+    const bool blockwise = encoding == wire::ModelEncoding::int8_block ||
+                           encoding == wire::ModelEncoding::int4_block || lattice;
     std::vector<float> scales;
     if (blockwise && size >= 5) {
         float scale = 0;
@@ -51,14 +62,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::memcpy(&scale, data + 1, 4);
         scales.push_back(scale);
     }
+    std::vector<std::uint16_t> checks;
+    if (lattice && size >= 7) checks.push_back(static_cast<std::uint16_t>(data[5] | data[6] << 8));
     const auto payload = fbb.CreateVector(data + 1, size - 1);
     const auto root = wire::CreateModelMessage(
         fbb, gossip::kModelFormatVersion, fbb.CreateVector(origin), 1, 2, 1.0,
         fbb.CreateVector(kWidths), encoding,
         encoding == wire::ModelEncoding::int4_block ? gossip::kInt4BlockValues
+        : lattice                                   ? gossip::kLatticeBlockValues
                                                     : gossip::kInt8BlockValues,
-        scales.empty() ? 0 : fbb.CreateVector(scales), payload);
+        scales.empty() ? 0 : fbb.CreateVector(scales), payload,
+        checks.empty() ? 0 : fbb.CreateVector(checks));
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
-    check_round_trip(gossip::decode_model({fbb.GetBufferPointer(), fbb.GetSize()}, kWidths));
+    check_round_trip(
+        gossip::decode_model({fbb.GetBufferPointer(), fbb.GetSize()}, kWidths, local));
     return 0;
 }
