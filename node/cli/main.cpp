@@ -173,7 +173,8 @@ void add_node(CLI::App& app) {
     node->add_option("--model", a->model, "mlp, softmax or widths such as 784-128-10")
         ->capture_default_str();
     node->add_option("--encoding", a->encoding,
-                     "Models on the wire: fp32, fp16, int8 or int4 (blockwise, error feedback)")
+                     "Models on the wire: fp32, fp16, int8 or int4 (blockwise, error feedback), "
+                     "or lattice (4 bits resolved against the receiver's own model)")
         ->capture_default_str();
     node->add_option("--fanout", a->fanout, "Peers each round's model goes to")
         ->check(CLI::Range(1u, kMaxNodeFanout))

@@ -108,7 +108,8 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     gossip::Encoding encoding{};
     if (!gossip::parse_encoding(a.encoding, encoding))
         return make_error(ErrorCode::invalid_argument,
-                          "--encoding '" + a.encoding + "': expected fp32, fp16, int8 or int4");
+                          "--encoding '" + a.encoding +
+                              "': expected fp32, fp16, int8, int4 or lattice");
     Result<data::Dataset> train = data::load_dir(a.data, data::Split::train);
     if (!train) return train.error();
     Result<std::optional<data::Dataset>> test = load_test(a);

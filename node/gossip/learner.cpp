@@ -19,7 +19,7 @@ GossipLearner::GossipLearner(DeviceId self, model::Mlp& model, LearnerConfig con
       config_(config),
       rng_(seed),
       merger_(config.merge),
-      encoder_(config.encoding, config.error_feedback) {
+      encoder_(config.encoding, config.error_feedback, config.lattice_margin) {
     config_.fanout = std::clamp<std::uint32_t>(config_.fanout, 1, kMaxFanout);
     config_.max_concurrent_sends = std::max<std::uint32_t>(config_.max_concurrent_sends, 1);
     config_.samples_per_round = std::max<std::uint64_t>(config_.samples_per_round, 1);
@@ -121,6 +121,15 @@ std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_current()
         encoder_.encode(header(), model_.parameters()));
 }
 
+std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_answer() {
+    if (config_.encoding != Encoding::lattice) return encode_current();
+    // The asker is catching up: it has no model near ours to resolve a lattice against.
+    ++version_;
+    ModelEncoder whole(Encoding::fp32);
+    return std::make_shared<const std::vector<std::uint8_t>>(
+        whole.encode(header(), model_.parameters()));
+}
+
 void GossipLearner::start_round(Time) {
     ++stats_.rounds;
     if (peers_.empty()) return;
@@ -194,7 +203,7 @@ void GossipLearner::pump_answers() {
             continue;
         }
         if (config_.merge.weighting == Weighting::push_sum) mass_ /= 2.0;
-        start_send(peer, encode_current());
+        start_send(peer, encode_answer());
     }
 }
 
@@ -215,12 +224,21 @@ void GossipLearner::remember(const ModelMessage& message) {
 
 Received GossipLearner::on_model_bytes(const DeviceId& from, std::span<const std::uint8_t> bytes,
                                        Time now) {
-    DecodeResult decoded = decode_model(bytes, model_.widths());
+    DecodeResult decoded = decode_model(bytes, model_.widths(), model_.parameters());
     if (const auto* refusal = std::get_if<ModelRefusal>(&decoded)) {
         ++stats_.models_received;
         ++stats_.refused[static_cast<std::size_t>(refusal->reason)];
-        // A refused answer to our pull counts as a failed pull.
-        if (catching_up_ && pull_peer_ && *pull_peer_ == from && pull_transfer_)
+        if (refusal->reason == Refusal::unresolved &&
+            ++unresolved_in_a_row_ >= kUnresolvedBeforePull && !catching_up_) {
+            // Nobody's model is near enough to read: take one whole, as a new device would.
+            unresolved_in_a_row_ = 0;
+            ++stats_.lost_pulls;
+            on_start(now, true);
+            return Received::refused;
+        }
+        // A refused answer to our pull counts as a failed pull (a lattice push is no answer).
+        if (refusal->reason != Refusal::unresolved && catching_up_ && pull_peer_ &&
+            *pull_peer_ == from && pull_transfer_)
             on_request_failed(*pull_transfer_, now);
         return Received::refused;
     }
@@ -229,7 +247,9 @@ Received GossipLearner::on_model_bytes(const DeviceId& from, std::span<const std
 
 Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& message, Time now) {
     ++stats_.models_received;
-    const bool pull_answer = catching_up_ && pull_peer_ && *pull_peer_ == from;
+    // Answers are never lattice-encoded: a lattice message is that peer's push.
+    const bool pull_answer =
+        catching_up_ && pull_peer_ && *pull_peer_ == from && message.lattice_blocks == 0;
     if (message.parameters.size() != model_.parameters().size() ||
         !std::equal(message.widths.begin(), message.widths.end(), model_.widths().begin(),
                     model_.widths().end())) {
@@ -242,6 +262,9 @@ Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& messa
         return Received::refused;
     }
     remember(message);
+    if (message.lattice_blocks > 0) unresolved_in_a_row_ = 0;
+    stats_.lattice_blocks += message.lattice_blocks;
+    stats_.lattice_blocks_unresolved += message.unresolved_blocks.size();
 
     if (pull_answer) {
         // Catch-up: a device that has not trained since it started takes the peer's model
@@ -260,6 +283,7 @@ Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& messa
         return Received::adopted;
     }
 
+    encoder_.observe_peer(model_.parameters(), message);
     const MergeOutcome outcome =
         merger_.merge(LocalModel{model_.parameters(), samples_seen_, mass_}, message);
     if (!outcome.accepted) {

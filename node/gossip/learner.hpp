@@ -31,13 +31,17 @@ inline constexpr std::size_t kMaxTrackedOrigins = 4096;
 inline constexpr std::size_t kMaxQueuedAnswers = 16;
 // Peers one round sends to.
 inline constexpr std::uint32_t kMaxFanout = 16;
+// Lattice messages in a row this device could not resolve, after which it concludes that its own
+// model is the one far from everyone's (diverged, or left behind) and pulls a peer's whole.
+inline constexpr std::uint32_t kUnresolvedBeforePull = 3;
 
 struct LearnerConfig {
     std::uint32_t fanout = 2;               // peers each round's model goes to (1..kMaxFanout)
     std::uint64_t samples_per_round = 600;  // local examples trained between two rounds
     std::uint32_t max_concurrent_sends = 4; // link budget: transfers in flight at once
     Encoding encoding = Encoding::fp32;
-    bool error_feedback = true;             // fp16, int8, int4
+    bool error_feedback = true;             // fp16, int8, int4, lattice
+    float lattice_margin = kDefaultLatticeMargin;  // lattice: step in eighths of peers' distance
     MergeConfig merge;
     Time pull_timeout = std::chrono::seconds(5);  // an unanswered catch-up pull: try another peer
     std::uint32_t pull_attempts = 3;              // then train from the local model
@@ -86,6 +90,9 @@ struct LearnerStats {
     std::uint64_t pulls_failed = 0;
     std::uint64_t answers_queued = 0;
     std::uint64_t answers_dropped = 0;  // pull requests over kMaxQueuedAnswers
+    std::uint64_t lattice_blocks = 0;             // lattice blocks received
+    std::uint64_t lattice_blocks_unresolved = 0;  // of those, kept local: too far to resolve
+    std::uint64_t lost_pulls = 0;  // pulls started after kUnresolvedBeforePull refusals in a row
     std::array<std::uint64_t, kRefusalReasons> refused{};
     // Median L2 distance of the recently merged models to this one before merging: how far the
     // devices are from consensus (0 until a model was merged).
@@ -146,6 +153,7 @@ private:
     void start_round(Time now);
     void start_send(const DeviceId& peer, std::shared_ptr<const std::vector<std::uint8_t>> bytes);
     std::shared_ptr<const std::vector<std::uint8_t>> encode_current();
+    std::shared_ptr<const std::vector<std::uint8_t>> encode_answer();  // for a catch-up pull
     bool model_finite() const noexcept;
     void send_pull(Time now);
     void pump_answers();
@@ -176,6 +184,7 @@ private:
     std::uint64_t next_transfer_ = 1;
 
     bool catching_up_ = false;
+    std::uint32_t unresolved_in_a_row_ = 0;
     std::uint32_t pulls_tried_ = 0;
     std::optional<std::uint64_t> pull_transfer_;
     std::optional<DeviceId> pull_peer_;

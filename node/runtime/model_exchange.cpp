@@ -228,7 +228,10 @@ std::string ModelExchange::stats_text() const {
         << s.learner.sends_skipped_not_finite << "\nlearner_models_received "
         << s.learner.models_received << "\nlearner_models_merged " << s.learner.models_merged
         << "\nlearner_models_adopted " << s.learner.models_adopted << "\nlearner_models_clipped "
-        << s.learner.models_clipped << "\nlearner_pulls_sent " << s.learner.pulls_sent
+        << s.learner.models_clipped << "\nlearner_lattice_blocks " << s.learner.lattice_blocks
+        << "\nlearner_lattice_blocks_unresolved " << s.learner.lattice_blocks_unresolved
+        << "\nlearner_lost_pulls " << s.learner.lost_pulls
+        << "\nlearner_pulls_sent " << s.learner.pulls_sent
         << "\nlearner_pulls_failed " << s.learner.pulls_failed << "\nconsensus_distance "
         << fixed(s.learner.consensus_distance) << '\n';
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i)

@@ -291,6 +291,58 @@ TEST_CASE("a lone device stops waiting for a pull after one timeout") {
     CHECK(learner.ready_to_train());
 }
 
+TEST_CASE("a device that can resolve nobody's lattice messages pulls a model whole") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.encoding = Encoding::lattice;
+    GossipLearner learner(device(1), model, config, 7);
+    learner.on_start(0us, false);
+    const std::vector<PeerInfo> peers{{device(2), 500}, {device(3), 600}, {device(4), 700}};
+    learner.on_peers_changed(peers, 0us);
+    learner.take_actions();
+
+    // Peers that agree closely with each other (fine lattice steps), far from this device.
+    const auto theirs = noisy(3.0f, 0.1f, 4);
+    ModelEncoder peer_encoder(Encoding::lattice);
+    peer_encoder.observe_peer(theirs, message_from(9, 1, noisy(3.0f, 0.1f, 5)));
+    for (std::uint8_t origin = 2; origin <= 4; ++origin) {
+        const auto bytes = peer_encoder.encode(message_from(origin, 1, theirs), theirs);
+        CHECK(learner.on_model_bytes(device(origin), bytes, 1ms) == Received::refused);
+        CHECK(learner.ready_to_train() == (origin < 4));
+    }
+    CHECK(learner.stats().refused[static_cast<std::size_t>(Refusal::unresolved)] == 3);
+    CHECK(learner.stats().lost_pulls == 1);
+    const auto actions = learner.take_actions();
+    REQUIRE(actions.size() == 1);
+    CHECK(actions[0].kind == ActionKind::request_model);
+    CHECK(actions[0].peer == device(4));  // the freshest
+
+    // The answer is whole (fp32), and replaces the model.
+    ModelEncoder answer(Encoding::fp32);
+    CHECK(learner.on_model_bytes(device(4), answer.encode(message_from(4, 2, theirs, 700), theirs),
+                                 2ms) == Received::adopted);
+    CHECK(learner.ready_to_train());
+    CHECK(std::equal(theirs.begin(), theirs.end(), model.parameters().begin()));
+}
+
+TEST_CASE("a lattice cluster answers catch-up pulls in fp32") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.encoding = Encoding::lattice;
+    GossipLearner learner(device(1), model, config, 7);
+    learner.on_start(0us, false);
+    learner.on_model_requested(device(2), 0us);
+    const auto actions = learner.take_actions();
+    REQUIRE(actions.size() == 1);
+    // Decodes with no local model at all: nothing to resolve.
+    const DecodeResult r = decode_model(*actions[0].bytes, kWidths);
+    REQUIRE(std::holds_alternative<ModelMessage>(r));
+    const auto& values = std::get<ModelMessage>(r).parameters;
+    CHECK(std::equal(values.begin(), values.end(), model.parameters().begin()));
+}
+
 TEST_CASE("pull requests are answered within the link budget, queued beyond it") {
     model::Mlp model(kWidths);
     model.init_he(1);

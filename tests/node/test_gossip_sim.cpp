@@ -105,7 +105,12 @@ TEST_CASE("the same seed replays the same run") {
 }
 
 TEST_CASE("a restarted device pulls a fresh model before training and catches up") {
+    // Also on the lattice: the restarted device's fresh model is near nobody's, so only the
+    // (fp32) pull answer can bring it in.
+    for (const gossip::Encoding encoding : {gossip::Encoding::fp32, gossip::Encoding::lattice}) {
+    CAPTURE(gossip::to_string(encoding));
     TrainingScenario sc = small();
+    sc.learner.encoding = encoding;
     sc.events.push_back({.at = 0.1, .kind = TrainingEvent::crash, .nodes = {3}, .groups = {}});
     sc.events.push_back({.at = 0.2, .kind = TrainingEvent::restart, .nodes = {3}, .groups = {}});
     const TrainingReport r = run(sc);
@@ -114,6 +119,7 @@ TEST_CASE("a restarted device pulls a fresh model before training and catches up
     CHECK(r.final_full.live == 8);
     CHECK(r.final_accuracy[3] > 0.75);
     CHECK(std::fabs(r.final_accuracy[3] - r.final_full.mean) < 0.05);
+    }
 }
 
 TEST_CASE("a device sending garbage is refused and counted; the others are unaffected") {
@@ -134,7 +140,12 @@ TEST_CASE("a device sending garbage is refused and counted; the others are unaff
 }
 
 TEST_CASE("a partitioned half learns only its classes, then converges after the heal") {
+    // On the lattice the halves are too far apart to resolve each other's blocks at first:
+    // plain int4 blocks, unresolved ones and lost devices' pulls must bring them together.
+    for (const gossip::Encoding encoding : {gossip::Encoding::fp32, gossip::Encoding::lattice}) {
+    CAPTURE(gossip::to_string(encoding));
     TrainingScenario sc = small();
+    sc.learner.encoding = encoding;
     sc.split.classes_per_node = 1;
     sc.epochs = 40;
     // classes:1 deals a shuffled class list round-robin, device n gets entry n % 4: devices
@@ -150,6 +161,7 @@ TEST_CASE("a partitioned half learns only its classes, then converges after the 
                                 << r.final_full.min);
     CHECK(before_heal < 0.55);  // two classes of four
     CHECK(r.final_full.min > 0.75);
+    }
 }
 
 TEST_CASE("training scenario files: the shipped ones parse, errors name file and line") {
@@ -169,7 +181,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
 
     const auto sc = parse_training_scenario(
         "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int4\n"
-        "momentum_policy follow\nserved_average 0.02\n"
+        "momentum_policy follow\nserved_average 0.02\nlattice_margin 4\n"
         "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
         "t.txt");
     REQUIRE(sc.ok());
@@ -178,6 +190,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(sc->learner.encoding == gossip::Encoding::int4);
     CHECK(sc->momentum_policy == MomentumPolicy::follow);
     CHECK(sc->served_average == doctest::Approx(0.02f));
+    CHECK(sc->learner.lattice_margin == doctest::Approx(4.0f));
     REQUIRE(sc->events.size() == 3);
     CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
     CHECK(sc->events[1].groups.size() == 2);
@@ -193,6 +206,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("training\nencoding int2\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nmomentum_policy drift\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nserved_average 1.5\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nlattice_margin 0\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nat 1s explode 3\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nwarp 9\n").starts_with("t.txt:2: unknown setting"));
 }

@@ -98,6 +98,9 @@ void add_stats(gossip::LearnerStats& into, const gossip::LearnerStats& s) {
     into.models_merged += s.models_merged;
     into.models_adopted += s.models_adopted;
     into.models_clipped += s.models_clipped;
+    into.lattice_blocks += s.lattice_blocks;
+    into.lattice_blocks_unresolved += s.lattice_blocks_unresolved;
+    into.lost_pulls += s.lost_pulls;
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) into.refused[i] += s.refused[i];
 }
 
@@ -534,6 +537,9 @@ private:
         report_.merges = total.models_merged;
         report_.adopted = total.models_adopted;
         report_.clipped = total.models_clipped;
+        report_.lattice_blocks = total.lattice_blocks;
+        report_.lattice_blocks_unresolved = total.lattice_blocks_unresolved;
+        report_.lost_pulls = total.lost_pulls;
         for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) report_.refused[i] = total.refused[i];
     }
 

@@ -113,6 +113,7 @@ struct Parser {
         else if (key == "round_samples") { if (!whole(value, n) || n == 0) return bad(); l.samples_per_round = n; }
         else if (key == "concurrent_sends") { if (!whole(value, n) || n == 0 || n > 64) return bad(); l.max_concurrent_sends = static_cast<std::uint32_t>(n); }
         else if (key == "encoding") { if (!gossip::parse_encoding(value, l.encoding)) return bad(); }
+        else if (key == "lattice_margin") { if (!number(value, x) || x <= 0 || x > 1000) return bad(); l.lattice_margin = static_cast<float>(x); }
         else if (key == "error_feedback") { if (!on_off(value, l.error_feedback)) return bad(); }
         else if (key == "weighting") { if (!gossip::parse_weighting(value, l.merge.weighting)) return bad(); }
         else if (key == "outlier_factor") { if (!number(value, x) || x <= 1) return bad(); l.merge.outlier_factor = x; }
@@ -265,6 +266,14 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  r.fp32_message_bytes > 0 ? r.bytes_per_exchange / r.fp32_message_bytes : 0.0,
                  static_cast<unsigned long long>(r.merges), static_cast<unsigned long long>(r.adopted),
                  static_cast<unsigned long long>(r.clipped));
+    if (r.lattice_blocks > 0)
+        std::fprintf(out,
+                     "lattice blocks %llu, unresolved %llu (%.4f%%), lost devices' pulls %llu\n",
+                     static_cast<unsigned long long>(r.lattice_blocks),
+                     static_cast<unsigned long long>(r.lattice_blocks_unresolved),
+                     100.0 * static_cast<double>(r.lattice_blocks_unresolved) /
+                         static_cast<double>(r.lattice_blocks),
+                     static_cast<unsigned long long>(r.lost_pulls));
     std::fprintf(out, "refused:");
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i)
         if (r.refused[i] > 0)
