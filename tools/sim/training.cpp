@@ -126,6 +126,9 @@ public:
             queue_.pop();
             if (sc_.run_seconds > 0 && e.at > sc_.run_seconds) break;
             if (e.kind == EventKind::eval && all_done() && !report_.curve.empty()) continue;
+            // A pull answered since its timeout was set leaves a tick with nothing to do: once
+            // every device is done it must not stretch the run's virtual length.
+            if (e.kind == EventKind::tick && all_done() && stale_tick(e)) continue;
             now_ = e.at;
             dispatch(e);
         }
@@ -460,6 +463,12 @@ private:
             break;
         }
         update_views();
+    }
+
+    bool stale_tick(const Event& e) const {
+        const Device& d = devices_[e.node];
+        return !d.alive || d.generation != e.generation ||
+               d.learner->next_wakeup() == Time::max();
     }
 
     bool all_done() const {
