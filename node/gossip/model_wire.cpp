@@ -81,12 +81,22 @@ void put_nibble(std::uint8_t* payload, std::size_t i, std::int32_t q) {
 // i % 4, so the chains run side by side), then folded and mixed, so that a change in any one
 // index reaches all 16 bits kept. `k` holds whole numbers below 2^23, as floats.
 std::uint16_t lattice_check(std::span<const float> k) noexcept {
-    std::uint32_t h[4] = {0x811c9dc5u, 0x01000193u, 0x9e3779b9u, 0x7f4a7c15u};
-    for (std::size_t i = 0; i < k.size(); ++i) {
-        const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(k[i]));
-        h[i % 4] = std::rotl(h[i % 4] ^ v, 13) * 0x9e3779b1u;
+    const auto step = [](std::uint32_t h, float v) {
+        return std::rotl(h ^ static_cast<std::uint32_t>(static_cast<std::int32_t>(v)), 13) *
+               0x9e3779b1u;
+    };
+    std::uint32_t h0 = 0x811c9dc5u, h1 = 0x01000193u, h2 = 0x9e3779b9u, h3 = 0x7f4a7c15u;
+    std::size_t i = 0;
+    for (; i + 4 <= k.size(); i += 4) {  // four chains in registers, side by side
+        h0 = step(h0, k[i]);
+        h1 = step(h1, k[i + 1]);
+        h2 = step(h2, k[i + 2]);
+        h3 = step(h3, k[i + 3]);
     }
-    std::uint32_t x = h[0] ^ std::rotl(h[1], 8) ^ std::rotl(h[2], 16) ^ std::rotl(h[3], 24);
+    if (i < k.size()) h0 = step(h0, k[i++]);
+    if (i < k.size()) h1 = step(h1, k[i++]);
+    if (i < k.size()) h2 = step(h2, k[i]);
+    std::uint32_t x = h0 ^ std::rotl(h1, 8) ^ std::rotl(h2, 16) ^ std::rotl(h3, 24);
     x ^= x >> 16;
     x *= 0x85ebca6bu;
     x ^= x >> 13;
@@ -167,8 +177,14 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
             k[i - begin] = round_even(std::clamp(values[i] * inverse, -limit, limit));
             decoded[i] = k[i - begin] * step;
         }
-        for (std::size_t i = begin; i < end; ++i)
-            put_nibble(payload, i, static_cast<std::int32_t>(k[i - begin]));
+        // Blocks start at even values: two nibbles a byte, the last block's odd value alone.
+        for (std::size_t i = begin; i + 1 < end; i += 2) {
+            const auto low = static_cast<unsigned>(static_cast<std::int32_t>(k[i - begin])) & 0xfu;
+            const auto high = static_cast<unsigned>(static_cast<std::int32_t>(k[i + 1 - begin]));
+            payload[i / 2] = static_cast<std::uint8_t>(low | (high & 0xfu) << 4);
+        }
+        if ((end - begin) % 2 == 1)
+            put_nibble(payload, end - 1, static_cast<std::int32_t>(k[end - 1 - begin]));
         checks[b] = lattice_check({k, end - begin});
     }
 }
@@ -187,7 +203,12 @@ void resolve_lattice(const std::uint8_t* payload, const flatbuffers::Vector<floa
         const float step = std::fabs(scale);
         const std::size_t end = std::min(n, begin + block);
         float k[kLatticeBlockValues];
-        for (std::size_t i = begin; i < end; ++i) k[i - begin] = int4_at(payload, i);
+        for (std::size_t i = begin; i + 1 < end; i += 2) {  // two residues a byte, low first
+            const std::uint8_t byte = payload[i / 2];
+            k[i - begin] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4);
+            k[i + 1 - begin] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4);
+        }
+        if ((end - begin) % 2 == 1) k[end - 1 - begin] = int4_at(payload, end - 1);
         bool on_lattice = true;  // false: a local value NaN or too far off to take an index
         if (scale > 0.0f) {      // negative: plain int4, the residue is the index; 0: all zero
             const float inverse = 1.0f / step;
@@ -531,9 +552,14 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
             if (encoding == Encoding::int8) {
                 for (std::size_t i = begin; i < end; ++i)
                     out[i] = static_cast<float>(static_cast<std::int8_t>(payload[i])) * scale;
-            } else {
-                for (std::size_t i = begin; i < end; ++i)
-                    out[i] = static_cast<float>(int4_at(payload, i)) * scale;
+            } else {  // blocks start at even values: two a byte, an odd last one alone
+                for (std::size_t i = begin; i + 1 < end; i += 2) {
+                    const std::uint8_t byte = payload[i / 2];
+                    out[i] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4) * scale;
+                    out[i + 1] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4) * scale;
+                }
+                if ((end - begin) % 2 == 1)
+                    out[end - 1] = static_cast<float>(int4_at(payload, end - 1)) * scale;
             }
         }
         break;
