@@ -34,7 +34,7 @@ inline constexpr std::uint32_t kLatticeBlockValues = 128;
 // A lattice step is this many eighths of the distance last measured to a peer (block by
 // block): a receiver resolves values within 8 steps of the sender's. The measure includes the
 // peer message's own rounding (up to a step), so a margin under 8 keeps steps from feeding on
-// themselves; 3 leaves ~0.5% of blocks unresolved (100 devices, IID).
+// themselves; 3 leaves ~1% of blocks unresolved (100 simulated devices, IID).
 inline constexpr float kDefaultLatticeMargin = 3.0f;
 
 enum class Encoding : std::uint8_t {
@@ -46,8 +46,9 @@ enum class Encoding : std::uint8_t {
     // ~0.55 bytes per parameter. The sender's model and the receiver's are close, so the
     // sender sends only each value's index on a fine lattice, modulo 16, and the receiver takes
     // the index nearest its own value. The step follows how far apart models are, not how
-    // large the values are: int4's bytes, finer than int8's steps. A device with no measure of
-    // that distance yet sends int8; catch-up answers go as fp32 (the asker has no model near).
+    // large the values are: int4's bytes, and finer steps than int8's once models agree. A
+    // device with no measure of that distance yet sends int8; catch-up answers go as fp32 (the
+    // asker has no model near).
     lattice,
 };
 std::string_view to_string(Encoding encoding) noexcept;
