@@ -94,6 +94,18 @@ TEST_CASE("devices that gossip beat devices that train alone") {
     CHECK(g.merges > 0);
 }
 
+TEST_CASE("gossip CPU is taken from training: the same epochs take longer") {
+    const TrainingReport free_cpu = run(small());
+    TrainingScenario charged = small();
+    charged.cpu_per_send = 0.001;     // 1 ms per round at speed 1.0 (a 10 ms epoch here)
+    charged.cpu_per_receive = 0.002;  // 2 ms per model received
+    const TrainingReport slow = run(charged);
+    MESSAGE("virtual seconds free " << free_cpu.virtual_seconds << ", charged "
+                                    << slow.virtual_seconds);
+    CHECK(slow.samples_trained == free_cpu.samples_trained);
+    CHECK(slow.virtual_seconds > 1.5 * free_cpu.virtual_seconds);
+}
+
 TEST_CASE("the same seed replays the same run") {
     const TrainingReport a = run(small());
     const TrainingReport b = run(small());
@@ -181,7 +193,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
 
     const auto sc = parse_training_scenario(
         "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int4\n"
-        "momentum_policy follow\nserved_average 0.02\nlattice_margin 4\n"
+        "momentum_policy follow\nserved_average 0.02\nlattice_margin 4\ncpu_per_send 1.5ms\n"
         "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
         "t.txt");
     REQUIRE(sc.ok());
@@ -191,6 +203,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(sc->momentum_policy == MomentumPolicy::follow);
     CHECK(sc->served_average == doctest::Approx(0.02f));
     CHECK(sc->learner.lattice_margin == doctest::Approx(4.0f));
+    CHECK(sc->cpu_per_send == doctest::Approx(0.0015));
+    CHECK(sc->cpu_per_receive == 0.0);
     REQUIRE(sc->events.size() == 3);
     CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
     CHECK(sc->events[1].groups.size() == 2);

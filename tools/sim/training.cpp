@@ -66,6 +66,7 @@ struct Device {
     std::uint32_t generation = 0;  // bumps on crash and restart: stale events are dropped
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
+    double cpu_debt = 0;                // gossip CPU seconds the next step waits for
     gossip::LearnerStats retired;       // stats of learners lost to crashes
 };
 
@@ -220,9 +221,12 @@ private:
     // Turns the learner's actions into transfers, and keeps a step and a tick scheduled.
     void service(Device& d) {
         if (!d.alive) return;
+        const std::vector<std::uint8_t>* encoded = nullptr;  // a round's peers share one message
         for (gossip::Action& a : d.learner->take_actions()) {
             Device& peer = devices_[device_index(a.peer)];
             if (a.kind == gossip::ActionKind::send_model) {
+                if (a.bytes.get() != encoded) d.cpu_debt += sc_.cpu_per_send / d.speed;
+                encoded = a.bytes.get();
                 auto bytes = a.bytes;
                 if (is_adversary(d.index)) bytes = garbage(d);
                 transfer(d, peer, a.transfer, std::move(bytes));
@@ -247,7 +251,9 @@ private:
         }
         if (!d.finished && !d.step_scheduled && d.learner->ready_to_train()) {
             d.step_scheduled = true;
-            push(Event{.at = now_ + step_seconds(d, static_cast<std::size_t>(sc_.batch)),
+            const double gossip_cpu = d.cpu_debt;
+            d.cpu_debt = 0;
+            push(Event{.at = now_ + gossip_cpu + step_seconds(d, static_cast<std::size_t>(sc_.batch)),
                        .kind = EventKind::step, .node = d.index, .generation = d.generation});
         }
     }
@@ -354,6 +360,7 @@ private:
             if (follow)
                 d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
             const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
+            d.cpu_debt += sc_.cpu_per_receive / d.speed;
             if (follow && outcome == gossip::Received::merged)
                 d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
             if (outcome == gossip::Received::adopted ||

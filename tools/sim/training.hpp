@@ -56,6 +56,11 @@ struct TrainingScenario {
     double bandwidth_bytes_per_second = 125e6;  // 1 Gb/s
     double latency_seconds = 200e-6;
     double loss = 0.0;                       // probability a transfer fails
+    // CPU a device spends on gossip, in seconds at speed 1.0, taken from its training (one core
+    // trains and merges): encoding one round's model, and decoding and merging one received.
+    // 0: free, as links and training are the only costs otherwise.
+    double cpu_per_send = 0.0;
+    double cpu_per_receive = 0.0;
 
     gossip::LearnerConfig learner;
 

@@ -108,6 +108,8 @@ struct Parser {
         else if (key == "base_rate") { if (!number(value, x) || x <= 0) return bad(); sc.base_samples_per_second = x; }
         else if (key == "bandwidth_mbps") { if (!number(value, x) || x <= 0) return bad(); sc.bandwidth_bytes_per_second = x * 1e6 / 8; }
         else if (key == "latency") { if (!seconds(value, x)) return bad(); sc.latency_seconds = x; }
+        else if (key == "cpu_per_send") { if (!seconds(value, x) || x < 0) return bad(); sc.cpu_per_send = x; }
+        else if (key == "cpu_per_receive") { if (!seconds(value, x) || x < 0) return bad(); sc.cpu_per_receive = x; }
         else if (key == "loss") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.loss = x; }
         else if (key == "fanout") { if (!whole(value, n) || n == 0 || n > gossip::kMaxFanout) return bad(); l.fanout = static_cast<std::uint32_t>(n); }
         else if (key == "round_samples") { if (!whole(value, n) || n == 0) return bad(); l.samples_per_round = n; }
