@@ -291,13 +291,29 @@ TEST_CASE("a lone device stops waiting for a pull after one timeout") {
     CHECK(learner.ready_to_train());
 }
 
-TEST_CASE("a device that can resolve nobody's lattice messages pulls a model whole") {
-    model::Mlp model(kWidths);
-    model.init_he(1);
+namespace {
+
+LearnerConfig lattice_config() {
     LearnerConfig config;
     config.encoding = Encoding::lattice;
-    GossipLearner learner(device(1), model, config, 7);
-    learner.on_start(0us, false);
+    return config;
+}
+
+// Device 1 of a lattice cluster, its model initialised, started without catching up.
+struct LatticeDevice {
+    model::Mlp model{kWidths};
+    GossipLearner learner{device(1), model, lattice_config(), 7};
+    LatticeDevice() {
+        model.init_he(1);
+        learner.on_start(0us, false);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a device that can resolve nobody's lattice messages pulls a model whole") {
+    LatticeDevice d;
+    GossipLearner& learner = d.learner;
     const std::vector<PeerInfo> peers{{device(2), 500}, {device(3), 600}, {device(4), 700}};
     learner.on_peers_changed(peers, 0us);
     learner.take_actions();
@@ -323,24 +339,19 @@ TEST_CASE("a device that can resolve nobody's lattice messages pulls a model who
     CHECK(learner.on_model_bytes(device(4), answer.encode(message_from(4, 2, theirs, 700), theirs),
                                  2ms) == Received::adopted);
     CHECK(learner.ready_to_train());
-    CHECK(std::equal(theirs.begin(), theirs.end(), model.parameters().begin()));
+    CHECK(std::equal(theirs.begin(), theirs.end(), d.model.parameters().begin()));
 }
 
 TEST_CASE("a lattice cluster answers catch-up pulls in fp32") {
-    model::Mlp model(kWidths);
-    model.init_he(1);
-    LearnerConfig config;
-    config.encoding = Encoding::lattice;
-    GossipLearner learner(device(1), model, config, 7);
-    learner.on_start(0us, false);
-    learner.on_model_requested(device(2), 0us);
-    const auto actions = learner.take_actions();
+    LatticeDevice d;
+    d.learner.on_model_requested(device(2), 0us);
+    const auto actions = d.learner.take_actions();
     REQUIRE(actions.size() == 1);
     // Decodes with no local model at all: nothing to resolve.
     const DecodeResult r = decode_model(*actions[0].bytes, kWidths);
     REQUIRE(std::holds_alternative<ModelMessage>(r));
     const auto& values = std::get<ModelMessage>(r).parameters;
-    CHECK(std::equal(values.begin(), values.end(), model.parameters().begin()));
+    CHECK(std::equal(values.begin(), values.end(), d.model.parameters().begin()));
 }
 
 TEST_CASE("pull requests are answered within the link budget, queued beyond it") {

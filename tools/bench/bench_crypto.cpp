@@ -23,6 +23,7 @@
 
 #include "crypto/datagram.hpp"
 #include "crypto/sodium.hpp"
+#include "tools/bench/median_time.hpp"
 
 namespace {
 
@@ -33,18 +34,7 @@ constexpr std::size_t kModelBytes = std::size_t{1} << 20;
 constexpr std::uint64_t kNow = 1700000000;
 constexpr std::uint32_t kEpoch = 1;
 
-// Median over `runs` of the seconds one call of `body` takes, each run timing `calls` calls.
-double median_seconds(int runs, int calls, const std::function<void()>& body) {
-    body();  // warm-up: caches, lazy initialisation
-    std::vector<double> per_call;
-    for (int run = 0; run < runs; ++run) {
-        const auto start = Clock::now();
-        for (int i = 0; i < calls; ++i) body();
-        per_call.push_back(std::chrono::duration<double>(Clock::now() - start).count() / calls);
-    }
-    std::sort(per_call.begin(), per_call.end());
-    return per_call[per_call.size() / 2];
-}
+using starling::bench::median_seconds;
 
 struct Node {
     c::DeviceId id{};

@@ -7,15 +7,12 @@
 //
 //   bench_gossip [--runs N]      (default 7; each figure is the median run)
 //
-// Figures are for notes and reports, never test assertions. A measuring tool, so it reads
-// std::chrono::steady_clock directly.
+// Figures are for notes and reports, never test assertions.
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -25,25 +22,13 @@
 #include "node/gossip/model_wire.hpp"
 #include "node/model/mlp.hpp"
 #include "node/model/rng.hpp"
+#include "tools/bench/median_time.hpp"
 
 namespace {
 
 namespace g = starling::gossip;
 namespace m = starling::model;
-using Clock = std::chrono::steady_clock;
-
-// Median over `runs` of the seconds one call of `body` takes, each run timing `calls` calls.
-double median_seconds(int runs, int calls, const std::function<void()>& body) {
-    body();  // warm-up: caches, first allocations
-    std::vector<double> per_call;
-    for (int run = 0; run < runs; ++run) {
-        const auto start = Clock::now();
-        for (int i = 0; i < calls; ++i) body();
-        per_call.push_back(std::chrono::duration<double>(Clock::now() - start).count() / calls);
-    }
-    std::sort(per_call.begin(), per_call.end());
-    return per_call[per_call.size() / 2];
-}
+using starling::bench::median_seconds;
 
 std::vector<float> near(const std::vector<float>& base, double by, std::uint64_t seed) {
     m::Rng rng(seed);
