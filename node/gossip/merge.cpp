@@ -56,6 +56,42 @@ double l2_distance(std::span<const float> a, std::span<const float> b) noexcept 
     }));
 }
 
+namespace {
+
+// The three sums a merge judges by, in one pass over both models: the same lanes and order as
+// l2_distance and l2_norm, so the same values to the last bit.
+struct SumsOfSquares {
+    double apart = 0.0;  // (theirs - local)^2
+    double local = 0.0;
+    double theirs = 0.0;
+};
+
+SumsOfSquares sums_of_squares(std::span<const float> theirs, std::span<const float> local) {
+    constexpr std::size_t kLanes = 8;
+    std::array<double, kLanes> apart{}, mine{}, other{};
+    const auto add = [&](std::size_t lane, std::size_t i) {
+        const double t = theirs[i], l = local[i];
+        const double d = t - l;
+        apart[lane] += d * d;
+        mine[lane] += l * l;
+        other[lane] += t * t;
+    };
+    const std::size_t n = theirs.size();
+    std::size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (std::size_t l = 0; l < kLanes; ++l) add(l, i + l);
+    for (; i < n; ++i) add(0, i);
+    SumsOfSquares s;
+    for (std::size_t l = 0; l < kLanes; ++l) {
+        s.apart += apart[l];
+        s.local += mine[l];
+        s.theirs += other[l];
+    }
+    return s;
+}
+
+}  // namespace
+
 Merger::Merger(MergeConfig config) : config_(config) {}
 
 double Merger::median_distance() const {
@@ -70,7 +106,8 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     assert(incoming.parameters.size() == local.parameters.size());
     const std::span<const float> theirs = incoming.parameters;
     MergeOutcome out;
-    out.distance = l2_distance(theirs, local.parameters);
+    const SumsOfSquares sums = sums_of_squares(theirs, local.parameters);
+    out.distance = std::sqrt(sums.apart);
     out.samples_seen = local.samples_seen;
     out.mass = local.mass;
 
@@ -79,8 +116,8 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     // the history is then dropped and the model accepted.
     // A model far larger in norm than the local one is refused from the first merge on (an
     // initialised model is a fair yardstick: training changes norms by small factors).
-    const double local_norm = l2_norm(local.parameters);
-    if (local_norm > 0 && l2_norm(theirs) > config_.norm_factor * local_norm) return out;
+    const double local_norm = std::sqrt(sums.local);
+    if (local_norm > 0 && std::sqrt(sums.theirs) > config_.norm_factor * local_norm) return out;
     double radius = 0.0;
     if (distances_.size() >= std::max<std::size_t>(config_.min_history, 1)) {
         const double median = median_distance();
@@ -98,13 +135,18 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     }
     refusing_origins_.clear();
 
-    // The incoming model, pulled back onto the clip radius when far (but not an outlier).
-    scratch_.assign(theirs.begin(), theirs.end());
-    if (radius > 0.0 && out.distance > radius) {
-        const float keep = static_cast<float>(radius / out.distance);
-        for (std::size_t i = 0; i < scratch_.size(); ++i)
-            scratch_[i] = local.parameters[i] + keep * (scratch_[i] - local.parameters[i]);
-        out.clipped = true;
+    // The incoming model, pulled back onto the clip radius when far (but not an outlier); a
+    // copy only when it is clipped or kept for the trimmed mean.
+    std::span<const float> incoming_values = theirs;
+    out.clipped = radius > 0.0 && out.distance > radius;
+    if (out.clipped || config_.trimmed_window > 0) {
+        scratch_.assign(theirs.begin(), theirs.end());
+        if (out.clipped) {
+            const float keep = static_cast<float>(radius / out.distance);
+            for (std::size_t i = 0; i < scratch_.size(); ++i)
+                scratch_[i] = local.parameters[i] + keep * (scratch_[i] - local.parameters[i]);
+        }
+        incoming_values = scratch_;
     }
     distances_.push_back(out.clipped ? radius : out.distance);
     while (distances_.size() > std::max<std::size_t>(config_.history, 1)) distances_.pop_front();
@@ -129,8 +171,8 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
 
     if (config_.trimmed_window == 0) {
         const float wf = static_cast<float>(w);
-        for (std::size_t i = 0; i < scratch_.size(); ++i)
-            local.parameters[i] += wf * (scratch_[i] - local.parameters[i]);
+        for (std::size_t i = 0; i < incoming_values.size(); ++i)
+            local.parameters[i] += wf * (incoming_values[i] - local.parameters[i]);
         return out;
     }
 
