@@ -395,7 +395,8 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
         fbb.CreateUninitializedVector(payload_bytes(encoding, n), &payload);
     std::vector<float> scales;
     std::vector<std::uint16_t> checks;
-    std::vector<float> decoded(n);
+    decoded_.resize(n);  // every value is written below
+    const std::span<float> decoded = decoded_;
     if (encoding == Encoding::lattice)
         quantise_lattice(staged_, spread_, lattice_margin_, payload, scales, checks, decoded);
     else

@@ -132,7 +132,8 @@ private:
     bool error_feedback_;
     float lattice_margin_;
     std::vector<float> residual_;
-    std::vector<float> staged_;  // parameters + residual, reused
+    std::vector<float> staged_;   // parameters + residual, reused
+    std::vector<float> decoded_;  // what receivers will read, reused
     std::vector<float> spread_;  // lattice: per block, the last measured distance to a peer
 };
 
