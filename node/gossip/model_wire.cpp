@@ -77,6 +77,30 @@ void put_nibble(std::uint8_t* payload, std::size_t i, std::int32_t q) {
     payload[i / 2] |= static_cast<std::uint8_t>(i % 2 == 0 ? nibble : nibble << 4);
 }
 
+// Values [begin, end) of a block as signed nibbles, to and from whole numbers held as floats.
+// Blocks start at even values, so two go in a byte; a block of odd length is the last one, and
+// its last byte's high nibble is the zero padding.
+void pack_nibbles(const float* k, std::size_t begin, std::size_t end, std::uint8_t* payload) {
+    const auto nibble = [](float v) {
+        return static_cast<unsigned>(static_cast<std::int32_t>(v)) & 0x0fu;
+    };
+    std::size_t i = begin;
+    for (; i + 1 < end; i += 2)
+        payload[i / 2] = static_cast<std::uint8_t>(nibble(k[i - begin]) |
+                                                   nibble(k[i + 1 - begin]) << 4);
+    if (i < end) payload[i / 2] = static_cast<std::uint8_t>(nibble(k[i - begin]));
+}
+
+void unpack_nibbles(const std::uint8_t* payload, std::size_t begin, std::size_t end, float* k) {
+    std::size_t i = begin;
+    for (; i + 1 < end; i += 2) {
+        const std::uint8_t byte = payload[i / 2];
+        k[i - begin] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4);
+        k[i + 1 - begin] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4);
+    }
+    if (i < end) k[i - begin] = int4_at(payload, i);
+}
+
 // A lattice block's check: its indices k hashed in four interleaved chains (value i in chain
 // i % 4, so the chains run side by side), then folded and mixed, so that a change in any one
 // index reaches all 16 bits kept. `k` holds whole numbers below 2^23, as floats.
@@ -156,7 +180,6 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
                       std::vector<std::uint16_t>& checks, std::span<float> decoded) {
     const std::size_t n = values.size();
     const std::size_t block = kLatticeBlockValues;
-    std::fill(payload, payload + payload_bytes(Encoding::lattice, n), std::uint8_t{0});
     scales.resize((n + block - 1) / block);
     checks.resize(scales.size());
     for (std::size_t b = 0; b < scales.size(); ++b) {
@@ -177,14 +200,7 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
             k[i - begin] = round_even(std::clamp(values[i] * inverse, -limit, limit));
             decoded[i] = k[i - begin] * step;
         }
-        // Blocks start at even values: two nibbles a byte, the last block's odd value alone.
-        for (std::size_t i = begin; i + 1 < end; i += 2) {
-            const auto low = static_cast<unsigned>(static_cast<std::int32_t>(k[i - begin])) & 0xfu;
-            const auto high = static_cast<unsigned>(static_cast<std::int32_t>(k[i + 1 - begin]));
-            payload[i / 2] = static_cast<std::uint8_t>(low | (high & 0xfu) << 4);
-        }
-        if ((end - begin) % 2 == 1)
-            put_nibble(payload, end - 1, static_cast<std::int32_t>(k[end - 1 - begin]));
+        pack_nibbles(k, begin, end, payload);
         checks[b] = lattice_check({k, end - begin});
     }
 }
@@ -203,12 +219,7 @@ void resolve_lattice(const std::uint8_t* payload, const flatbuffers::Vector<floa
         const float step = std::fabs(scale);
         const std::size_t end = std::min(n, begin + block);
         float k[kLatticeBlockValues];
-        for (std::size_t i = begin; i + 1 < end; i += 2) {  // two residues a byte, low first
-            const std::uint8_t byte = payload[i / 2];
-            k[i - begin] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4);
-            k[i + 1 - begin] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4);
-        }
-        if ((end - begin) % 2 == 1) k[end - 1 - begin] = int4_at(payload, end - 1);
+        unpack_nibbles(payload, begin, end, k);
         bool on_lattice = true;  // false: a local value NaN or too far off to take an index
         if (scale > 0.0f) {      // negative: plain int4, the residue is the index; 0: all zero
             const float inverse = 1.0f / step;
@@ -553,14 +564,9 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
             if (encoding == Encoding::int8) {
                 for (std::size_t i = begin; i < end; ++i)
                     out[i] = static_cast<float>(static_cast<std::int8_t>(payload[i])) * scale;
-            } else {  // blocks start at even values: two a byte, an odd last one alone
-                for (std::size_t i = begin; i + 1 < end; i += 2) {
-                    const std::uint8_t byte = payload[i / 2];
-                    out[i] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4) * scale;
-                    out[i + 1] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4) * scale;
-                }
-                if ((end - begin) % 2 == 1)
-                    out[end - 1] = static_cast<float>(int4_at(payload, end - 1)) * scale;
+            } else {
+                unpack_nibbles(payload, begin, end, out + begin);
+                for (std::size_t i = begin; i < end; ++i) out[i] *= scale;
             }
         }
         break;
