@@ -107,6 +107,7 @@ struct NodeArgs {
     std::string encoding = "int8";  // 0.25x the bytes of fp32 at no measured accuracy cost
     std::uint32_t fanout = 2;
     std::string merge_momentum = "keep";  // "follow": quasi-global momentum (non-IID clusters)
+    bool wait_for_link = false;  // a round due with sends still in flight holds training
     std::uint32_t checkpoint_interval_s = 30;
     std::uint32_t eval_interval_s = 10;
     // The flags of the other configuration keys (--cpu-budget, --psi-cpu...): key -> values.

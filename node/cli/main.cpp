@@ -184,6 +184,10 @@ void add_node(CLI::App& app) {
                      "(for devices whose classes differ)")
         ->check(CLI::IsMember({"keep", "follow"}))
         ->capture_default_str();
+    node->add_flag("--wait-for-link", a->wait_for_link,
+                   "Hold training while a round's models are still on the wire instead of "
+                   "skipping the next round (devices whose classes differ: agree more often, "
+                   "train slower)");
     node->add_option("--checkpoint-interval", a->checkpoint_interval_s,
                      "Seconds between checkpoints (STATE/model.ckpt)")
         ->check(CLI::Range(1u, kMaxTrainingIntervalS))

@@ -131,6 +131,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.learner.encoding = encoding;
     options.learner.fanout = a.fanout;
     options.momentum_follows_merges = a.merge_momentum == "follow";
+    options.learner.wait_for_link = a.wait_for_link;
     options.learner.max_concurrent_sends = static_cast<std::uint32_t>(runtime::kDefaultMaxOutgoingTransfers);
     options.checkpoint = fs::path(a.state) / runtime::kModelCheckpointName;
     options.checkpoint_interval = std::chrono::seconds(a.checkpoint_interval_s);
@@ -186,7 +187,8 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     p.exchange->start();
     p.learning->start();
     log("training on " + a.data + " (" + a.model + ", " + a.encoding + " on the wire, momentum " +
-        a.merge_momentum + "), models over TCP " + listen.bind.to_string());
+        a.merge_momentum + (a.wait_for_link ? ", waits for the link" : "") +
+        "), models over TCP " + listen.bind.to_string());
     return std::make_unique<NodeTraining>(std::move(parts));
 }
 

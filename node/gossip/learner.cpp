@@ -104,6 +104,11 @@ void GossipLearner::on_local_samples(std::uint64_t samples, Time now) {
     samples_since_round_ += samples;
     if (samples_since_round_ >= config_.samples_per_round) {
         samples_since_round_ = 0;
+        if (config_.wait_for_link && !sends_in_flight_.empty()) {
+            round_waiting_ = true;  // training holds; the last send to end starts the round
+            ++stats_.rounds_waited;
+            return;
+        }
         start_round(now);
     }
 }
@@ -165,7 +170,7 @@ void GossipLearner::start_send(const DeviceId& peer,
     actions_.push_back(Action{ActionKind::send_model, peer, transfer, std::move(bytes)});
 }
 
-void GossipLearner::on_send_finished(std::uint64_t transfer, bool delivered, Time) {
+void GossipLearner::on_send_finished(std::uint64_t transfer, bool delivered, Time now) {
     const auto it = sends_in_flight_.find(transfer);
     if (it == sends_in_flight_.end()) return;
     const double share = it->second.mass;
@@ -176,6 +181,10 @@ void GossipLearner::on_send_finished(std::uint64_t transfer, bool delivered, Tim
         ++stats_.sends_failed;
         // Push-sum: the share that never arrived comes back.
         if (config_.merge.weighting == Weighting::push_sum) mass_ += share;
+    }
+    if (round_waiting_ && sends_in_flight_.empty()) {
+        round_waiting_ = false;
+        start_round(now);
     }
     pump_answers();
 }

@@ -38,6 +38,11 @@ inline constexpr std::uint32_t kUnresolvedBeforePull = 3;
 struct LearnerConfig {
     std::uint32_t fanout = 2;               // peers each round's model goes to (1..kMaxFanout)
     std::uint64_t samples_per_round = 600;  // local examples trained between two rounds
+    // A round that comes due while earlier sends are still in flight holds training until they
+    // end, instead of being skipped: devices then agree every samples_per_round at the link's
+    // pace. Pays when devices hold different data (each one's own drift between exchanges is
+    // what keeps the cluster apart); costs training time where the link is the bottleneck.
+    bool wait_for_link = false;
     std::uint32_t max_concurrent_sends = 4; // link budget: transfers in flight at once
     Encoding encoding = Encoding::fp32;
     bool error_feedback = true;             // fp16, int8, int4, lattice
@@ -80,6 +85,7 @@ struct LearnerStats {
     std::uint64_t sends_completed = 0;
     std::uint64_t sends_failed = 0;
     std::uint64_t sends_skipped_budget = 0;  // a round's peer left out: link budget full
+    std::uint64_t rounds_waited = 0;  // wait_for_link: rounds that held training for the link
     std::uint64_t sends_skipped_not_finite = 0;  // a round or answer withheld: NaN/Inf in the model
     std::uint64_t bytes_sent = 0;            // of sends started
     std::uint64_t models_received = 0;
@@ -135,7 +141,8 @@ public:
     // ---- Outputs. ----
 
     std::vector<Action> take_actions();
-    bool ready_to_train() const noexcept { return !catching_up_; }
+    // False while catching up, or (wait_for_link) while a due round waits for the link.
+    bool ready_to_train() const noexcept { return !catching_up_ && !round_waiting_; }
     Time next_wakeup() const noexcept;  // Time::max() when nothing is timed
 
     // ---- State. ----
@@ -184,6 +191,7 @@ private:
     std::uint64_t next_transfer_ = 1;
 
     bool catching_up_ = false;
+    bool round_waiting_ = false;  // wait_for_link: a round is due, earlier sends in flight
     std::uint32_t unresolved_in_a_row_ = 0;
     std::uint32_t pulls_tried_ = 0;
     std::optional<std::uint64_t> pull_transfer_;

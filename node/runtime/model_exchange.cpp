@@ -224,7 +224,8 @@ std::string ModelExchange::stats_text() const {
         << "\nlearner_rounds " << s.learner.rounds << "\nlearner_sends_started "
         << s.learner.sends_started << "\nlearner_sends_completed " << s.learner.sends_completed
         << "\nlearner_sends_failed " << s.learner.sends_failed << "\nlearner_sends_skipped_budget "
-        << s.learner.sends_skipped_budget << "\nlearner_sends_skipped_not_finite "
+        << s.learner.sends_skipped_budget << "\nlearner_rounds_waited " << s.learner.rounds_waited
+        << "\nlearner_sends_skipped_not_finite "
         << s.learner.sends_skipped_not_finite << "\nlearner_models_received "
         << s.learner.models_received << "\nlearner_models_merged " << s.learner.models_merged
         << "\nlearner_models_adopted " << s.learner.models_adopted << "\nlearner_models_clipped "

@@ -48,12 +48,14 @@ addr() { echo "$net.$1:7946"; }
 name() { printf 'n%03d' "$1"; }
 # The governor stays on, with limits no busy test machine trips.
 governor=(--cpu-budget 100 --psi-cpu 100 --psi-memory 100 --psi-io 100 --busy-cpu 100)
+# Even nodes wait for the link (a round due with sends in flight holds training): the same floor.
 start() {
-  local i="$1"
+  local i="$1" wait=()
+  ((i % 2 == 0)) && wait=(--wait-for-link)
   "$bin" node --bundle "b/$(name "$i").bundle" --state "s$i" --listen "$(addr "$i")" \
     --interface none --seed "$(addr 1)" --seed "$(addr 2)" \
     --data "shards/node-$(printf '%03d' $((i - 1)))" --test shards/test --model 8-32-4 \
-    --batch 32 --eval-interval 2 --checkpoint-interval 2 "${governor[@]}" \
+    --batch 32 --eval-interval 2 --checkpoint-interval 2 "${governor[@]}" "${wait[@]}" \
     >>"$(name "$i").log" 2>&1 &
   pids[$i]=$!
 }
@@ -81,7 +83,9 @@ for i in 1 2 3 4; do
   counter_positive "$i" models_sent || fail "n$i sent no model"
   counter_positive "$i" learner_models_merged || fail "n$i merged no model"
   [[ "$(stat_of "$i" transfer_in_failed_handshake)" == 0 ]] || fail "n$i refused a handshake"
+  [[ -n "$(stat_of "$i" learner_rounds_waited)" ]] || fail "n$i reports no learner_rounds_waited"
 done
+logged 2 "waits for the link" || fail "n002 does not say it waits for the link"
 wait_for 60 "a checkpoint on n003" test -s s3/model.ckpt
 
 # kill -9, restart on the same state directory: training resumes from the checkpoint.

@@ -212,6 +212,60 @@ TEST_CASE("rounds go to `fanout` distinct peers within the link budget, version 
     CHECK(learner.version() == 3);
 }
 
+TEST_CASE("wait_for_link: a round due while sends are in flight holds training until they end") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    LearnerConfig config;
+    config.fanout = 2;
+    config.samples_per_round = 100;
+    config.wait_for_link = true;
+    GossipLearner learner(device(1), model, config, 7);
+    std::vector<PeerInfo> peers{{device(2), 0}, {device(3), 0}, {device(4), 0}};
+    learner.on_peers_changed(peers, 0us);
+    learner.on_start(0us, false);
+
+    learner.on_local_samples(100, 1ms);
+    const auto first = learner.take_actions();
+    REQUIRE(first.size() == 2);
+    CHECK(learner.ready_to_train());  // the next samples train while this round is on the wire
+
+    // The next round comes due with both sends on the wire: nothing sent, nothing skipped,
+    // training holds.
+    learner.on_local_samples(100, 2ms);
+    CHECK(learner.take_actions().empty());
+    CHECK_FALSE(learner.ready_to_train());
+    CHECK(learner.stats().rounds_waited == 1);
+    CHECK(learner.stats().sends_skipped_budget == 0);
+
+    // One send ends (delivered), one fails: the round starts when the last of them ends.
+    learner.on_send_finished(first[0].transfer, true, 3ms);
+    CHECK(learner.take_actions().empty());
+    CHECK_FALSE(learner.ready_to_train());
+    learner.on_send_finished(first[1].transfer, false, 4ms);
+    const auto second = learner.take_actions();
+    CHECK(second.size() == 2);
+    CHECK(learner.ready_to_train());
+    CHECK(learner.stats().rounds == 2);
+    const auto decoded = decode_model(*second[0].bytes, kWidths);
+    REQUIRE(std::holds_alternative<ModelMessage>(decoded));
+    CHECK(std::get<ModelMessage>(decoded).samples_seen == 200);
+
+    // Without the option the same due round is skipped and training goes on.
+    LearnerConfig free_config = config;
+    free_config.wait_for_link = false;
+    free_config.max_concurrent_sends = 2;
+    GossipLearner free_learner(device(1), model, free_config, 7);
+    free_learner.on_peers_changed(peers, 0us);
+    free_learner.on_start(0us, false);
+    free_learner.on_local_samples(100, 1ms);
+    CHECK(free_learner.take_actions().size() == 2);
+    free_learner.on_local_samples(100, 2ms);
+    CHECK(free_learner.take_actions().empty());
+    CHECK(free_learner.ready_to_train());
+    CHECK(free_learner.stats().sends_skipped_budget == 2);
+    CHECK(free_learner.stats().rounds_waited == 0);
+}
+
 TEST_CASE("duplicates and garbage are refused and counted; the model is untouched") {
     model::Mlp model(kWidths);
     model.init_he(1);

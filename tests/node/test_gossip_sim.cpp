@@ -1,7 +1,8 @@
 // Gossip learning in the deterministic training simulator, on a small synthetic problem (Gaussian
 // class clusters, a 16-16-4 MLP, 8 devices of 120 examples): learning together beats learning
-// alone, a restarted device catches up by pulling, garbage is refused without harm, a healed
-// partition converges, and the same seed gives the same run.
+// alone, waiting for a slow link sends every round, a restarted device catches up by pulling,
+// garbage is refused without harm, a healed partition converges, and the same seed gives the
+// same run.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -104,6 +105,30 @@ TEST_CASE("gossip CPU is taken from training: the same epochs take longer") {
                                     << slow.virtual_seconds);
     CHECK(slow.samples_trained == free_cpu.samples_trained);
     CHECK(slow.virtual_seconds > 1.5 * free_cpu.virtual_seconds);
+}
+
+TEST_CASE("waiting for the link: every due round is sent, training takes longer") {
+    // A link slower than training: a round's two models take longer to send than the next
+    // 60 samples take to train.
+    TrainingScenario skip = small();
+    skip.bandwidth_bytes_per_second = 75'000;
+    skip.learner.max_concurrent_sends = 2;
+    TrainingScenario wait = skip;
+    wait.learner.wait_for_link = true;
+    const TrainingReport s = run(skip);
+    const TrainingReport w = run(wait);
+    MESSAGE("skipping: " << s.exchanges << " exchanges in " << s.virtual_seconds
+                         << " s, mean " << s.final_full.mean << "; waiting: " << w.exchanges
+                         << " in " << w.virtual_seconds << " s, " << w.rounds_waited
+                         << " rounds waited, mean " << w.final_full.mean);
+    CHECK(s.rounds_waited == 0);
+    CHECK(w.rounds_waited > w.rounds / 2);
+    CHECK(w.samples_trained == s.samples_trained);
+    CHECK(w.exchanges > s.exchanges * 3 / 2);
+    CHECK(w.virtual_seconds > s.virtual_seconds * 3 / 2);
+    // One class per device: agreeing after every 60 samples is what learning together takes.
+    CHECK(w.final_full.mean > s.final_full.mean + 0.1);
+    CHECK(w.final_full.min > 0.8);
 }
 
 TEST_CASE("the same seed replays the same run") {

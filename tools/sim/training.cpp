@@ -102,6 +102,9 @@ void add_stats(gossip::LearnerStats& into, const gossip::LearnerStats& s) {
     into.lattice_blocks += s.lattice_blocks;
     into.lattice_blocks_unresolved += s.lattice_blocks_unresolved;
     into.lost_pulls += s.lost_pulls;
+    into.rounds += s.rounds;
+    into.rounds_waited += s.rounds_waited;
+    into.rounds_waited += s.rounds_waited;
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) into.refused[i] += s.refused[i];
 }
 
@@ -556,6 +559,8 @@ private:
         report_.lattice_blocks = total.lattice_blocks;
         report_.lattice_blocks_unresolved = total.lattice_blocks_unresolved;
         report_.lost_pulls = total.lost_pulls;
+        report_.rounds = total.rounds;
+        report_.rounds_waited = total.rounds_waited;
         for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) report_.refused[i] = total.refused[i];
     }
 

@@ -110,6 +110,8 @@ struct TrainingReport {
     std::uint64_t lattice_blocks = 0;             // lattice blocks received
     std::uint64_t lattice_blocks_unresolved = 0;  // of those, too far from the receiver's model
     std::uint64_t lost_pulls = 0;  // devices that could not resolve anyone's model pulled one
+    std::uint64_t rounds = 0;
+    std::uint64_t rounds_waited = 0;  // wait_for_link: rounds that held training for the link
     std::uint64_t refused[gossip::kRefusalReasons] = {};
     std::uint64_t garbage_sent = 0;
     double virtual_seconds = 0;

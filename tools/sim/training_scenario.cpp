@@ -117,6 +117,7 @@ struct Parser {
         else if (key == "encoding") { if (!gossip::parse_encoding(value, l.encoding)) return bad(); }
         else if (key == "lattice_margin") { if (!number(value, x) || x <= 0 || x > 1000) return bad(); l.lattice_margin = static_cast<float>(x); }
         else if (key == "error_feedback") { if (!on_off(value, l.error_feedback)) return bad(); }
+        else if (key == "wait_for_link") { if (!on_off(value, l.wait_for_link)) return bad(); }
         else if (key == "weighting") { if (!gossip::parse_weighting(value, l.merge.weighting)) return bad(); }
         else if (key == "outlier_factor") { if (!number(value, x) || x <= 1) return bad(); l.merge.outlier_factor = x; }
         else if (key == "clip_factor") { if (!number(value, x) || x <= 0) return bad(); l.merge.clip_factor = x; }
@@ -276,6 +277,13 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                      100.0 * static_cast<double>(r.lattice_blocks_unresolved) /
                          static_cast<double>(r.lattice_blocks),
                      static_cast<unsigned long long>(r.lost_pulls));
+    if (sc.learner.wait_for_link)
+        std::fprintf(out, "rounds %llu, of which waited for the link %llu (%.1f%%)\n",
+                     static_cast<unsigned long long>(r.rounds),
+                     static_cast<unsigned long long>(r.rounds_waited),
+                     r.rounds > 0 ? 100.0 * static_cast<double>(r.rounds_waited) /
+                                        static_cast<double>(r.rounds)
+                                  : 0.0);
     std::fprintf(out, "refused:");
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i)
         if (r.refused[i] > 0)
