@@ -123,12 +123,28 @@ TEST_CASE("waiting for the link: every due round is sent, training takes longer"
                          << " rounds waited, mean " << w.final_full.mean);
     CHECK(s.rounds_waited == 0);
     CHECK(w.rounds_waited > w.rounds / 2);
+    CHECK(w.rounds_waited <= w.rounds);
     CHECK(w.samples_trained == s.samples_trained);
     CHECK(w.exchanges > s.exchanges * 3 / 2);
     CHECK(w.virtual_seconds > s.virtual_seconds * 3 / 2);
     // One class per device: agreeing after every 60 samples is what learning together takes.
     CHECK(w.final_full.mean > s.final_full.mean + 0.1);
     CHECK(w.final_full.min > 0.8);
+}
+
+TEST_CASE("a duty cycle stretches training in time, and a slow link carries more rounds") {
+    TrainingScenario full = small();
+    full.bandwidth_bytes_per_second = 75'000;  // as above: slower than training
+    full.learner.max_concurrent_sends = 2;
+    TrainingScenario quarter = full;
+    quarter.duty = 0.25;
+    const TrainingReport f = run(full);
+    const TrainingReport q = run(quarter);
+    MESSAGE("duty 1: " << f.exchanges << " exchanges in " << f.virtual_seconds
+                       << " s; duty 0.25: " << q.exchanges << " in " << q.virtual_seconds << " s");
+    CHECK(q.samples_trained == f.samples_trained);
+    CHECK(q.virtual_seconds > 3 * f.virtual_seconds);
+    CHECK(q.exchanges > 2 * f.exchanges);
 }
 
 TEST_CASE("the same seed replays the same run") {
@@ -219,7 +235,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     const auto sc = parse_training_scenario(
         "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int4\n"
         "momentum_policy follow\nserved_average 0.02\nlattice_margin 4\ncpu_per_send 1.5ms\n"
-        "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
+        "duty 0.125\nwait_for_link on\nat 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
         "t.txt");
     REQUIRE(sc.ok());
     CHECK(sc->speeds[0] == doctest::Approx(0.3));
@@ -230,6 +246,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(sc->learner.lattice_margin == doctest::Approx(4.0f));
     CHECK(sc->cpu_per_send == doctest::Approx(0.0015));
     CHECK(sc->cpu_per_receive == 0.0);
+    CHECK(sc->duty == doctest::Approx(0.125));
+    CHECK(sc->learner.wait_for_link);
     REQUIRE(sc->events.size() == 3);
     CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
     CHECK(sc->events[1].groups.size() == 2);
@@ -246,6 +264,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("training\nmomentum_policy drift\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nserved_average 1.5\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nlattice_margin 0\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nduty 1.5\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nwait_for_link maybe\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nat 1s explode 3\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nwarp 9\n").starts_with("t.txt:2: unknown setting"));
 }

@@ -104,7 +104,6 @@ void add_stats(gossip::LearnerStats& into, const gossip::LearnerStats& s) {
     into.lost_pulls += s.lost_pulls;
     into.rounds += s.rounds;
     into.rounds_waited += s.rounds_waited;
-    into.rounds_waited += s.rounds_waited;
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) into.refused[i] += s.refused[i];
 }
 
@@ -218,7 +217,7 @@ private:
     }
 
     double step_seconds(const Device& d, std::size_t n) const {
-        return static_cast<double>(n) / (sc_.base_samples_per_second * d.speed);
+        return static_cast<double>(n) / (sc_.base_samples_per_second * d.speed * sc_.duty);
     }
 
     // Turns the learner's actions into transfers, and keeps a step and a tick scheduled.

@@ -53,6 +53,9 @@ struct TrainingScenario {
     // Devices and links.
     double base_samples_per_second = 50000;  // an i7 (speed 1.0)
     std::vector<double> speeds;              // per node, relative (default 1.0)
+    // Share of the time a device trains (the resource governor's CPU budget, firmware/): a
+    // cluster whose devices hold different classes gives its links time to keep them together.
+    double duty = 1.0;
     double bandwidth_bytes_per_second = 125e6;  // 1 Gb/s
     double latency_seconds = 200e-6;
     double loss = 0.0;                       // probability a transfer fails

@@ -105,6 +105,7 @@ struct Parser {
         else if (key == "schedule") { if (value == "cosine") sc.cosine = true; else if (value == "constant") sc.cosine = false; else return bad(); }
         else if (key == "served_average") { if (!number(value, x) || x < 0 || x > 1) return bad(); sc.served_average = static_cast<float>(x); }
         else if (key == "momentum_policy") { if (value == "keep") sc.momentum_policy = MomentumPolicy::keep; else if (value == "reset") sc.momentum_policy = MomentumPolicy::reset; else if (value == "follow") sc.momentum_policy = MomentumPolicy::follow; else return bad(); }
+        else if (key == "duty") { if (!number(value, x) || x <= 0 || x > 1) return bad(); sc.duty = x; }
         else if (key == "base_rate") { if (!number(value, x) || x <= 0) return bad(); sc.base_samples_per_second = x; }
         else if (key == "bandwidth_mbps") { if (!number(value, x) || x <= 0) return bad(); sc.bandwidth_bytes_per_second = x * 1e6 / 8; }
         else if (key == "latency") { if (!seconds(value, x)) return bad(); sc.latency_seconds = x; }
@@ -253,6 +254,7 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  std::string(gossip::to_string(sc.learner.encoding)).c_str(), sc.learner.fanout,
                  std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs,
                  static_cast<double>(sc.served_average), to_string(sc.momentum_policy));
+    if (sc.duty < 1.0) std::fprintf(out, "devices train %.1f%% of the time (duty)\n", 100.0 * sc.duty);
     const CurvePoint& f = r.final_full;
     std::fprintf(out, "final (full test set): mean %.4f min %.4f max %.4f over %u live devices, "
                       "%.2f mean local epochs, virtual %.3f s\n",
