@@ -179,6 +179,11 @@ void add_node(CLI::App& app) {
     node->add_option("--fanout", a->fanout, "Peers each round's model goes to")
         ->check(CLI::Range(1u, kMaxNodeFanout))
         ->capture_default_str();
+    node->add_option("--round-samples", a->round_samples,
+                     "Local samples trained between two rounds (fewer: devices agree more often; "
+                     "rounds are at most five a second)")
+        ->check(CLI::Range(1u, kMaxRoundSamples))
+        ->capture_default_str();
     node->add_option("--merge-momentum", a->merge_momentum,
                      "keep: momentum from the device's own gradients; follow: merges join it too "
                      "(for devices whose classes differ)")

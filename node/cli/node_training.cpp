@@ -130,6 +130,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.init_seed = init_seed_of(p.credentials.cluster);
     options.learner.encoding = encoding;
     options.learner.fanout = a.fanout;
+    options.learner.samples_per_round = a.round_samples;
     options.momentum_follows_merges = a.merge_momentum == "follow";
     options.learner.wait_for_link = a.wait_for_link;
     options.learner.max_concurrent_sends = static_cast<std::uint32_t>(runtime::kDefaultMaxOutgoingTransfers);

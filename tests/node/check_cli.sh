@@ -57,6 +57,8 @@ cmp -s "$work/m.ckpt" "$work/good.ckpt" || fail "a refused run touched the check
 [ "$(code "$bin" data split --source "$work/src" --nodes 2 --scheme classes:0 --out "$work/x")" = 2 ] \
     || fail "bad scheme accepted"
 [ "$(code "$bin" train --data "$work/src" --simd avx9)" = 2 ] || fail "bad --simd accepted"
+[ "$(code "$bin" node --round-samples 0)" = 2 ] || fail "--round-samples 0 accepted"
+grep -q 'round-samples' "$work/err" || fail "--round-samples message: $(cat "$work/err")"
 [ "$(code "$bin" nonsense)" = 2 ] || fail "unknown subcommand exit code"
 
 echo "cli: split, train, resume, eval and refusals behave"
