@@ -27,39 +27,45 @@ bool parse_weighting(std::string_view text, Weighting& out) noexcept {
 }
 
 // Sums of squares in double over independent lanes: one running sum would chain every add on
-// the last (latency-bound, and never vectorised, since reordering changes the rounding).
-template <typename Term>
-double lane_sum(std::size_t n, Term term) noexcept {
+// the last (latency-bound, and never vectorised, since reordering changes the rounding). `terms`
+// gives value i's term for each of the Sums sums; every sum is folded lane 0 to 7.
+template <std::size_t Sums, typename Terms>
+std::array<double, Sums> lane_sums(std::size_t n, Terms terms) noexcept {
     constexpr std::size_t kLanes = 8;
-    std::array<double, kLanes> lanes{};
+    std::array<std::array<double, kLanes>, Sums> lanes{};
+    const auto add = [&](std::size_t lane, std::size_t i) {
+        const std::array<double, Sums> t = terms(i);
+        for (std::size_t s = 0; s < Sums; ++s) lanes[s][lane] += t[s];
+    };
     std::size_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
-        for (std::size_t l = 0; l < kLanes; ++l) lanes[l] += term(i + l);
-    for (; i < n; ++i) lanes[0] += term(i);
-    double sum = 0.0;
-    for (const double l : lanes) sum += l;
-    return sum;
+        for (std::size_t l = 0; l < kLanes; ++l) add(l, i + l);
+    for (; i < n; ++i) add(0, i);
+    std::array<double, Sums> sums{};
+    for (std::size_t s = 0; s < Sums; ++s)
+        for (const double l : lanes[s]) sums[s] += l;
+    return sums;
 }
 
 double l2_norm(std::span<const float> values) noexcept {
-    return std::sqrt(lane_sum(values.size(), [values](std::size_t i) {
+    return std::sqrt(lane_sums<1>(values.size(), [values](std::size_t i) {
         const double v = values[i];
-        return v * v;
-    }));
+        return std::array{v * v};
+    })[0]);
 }
 
 double l2_distance(std::span<const float> a, std::span<const float> b) noexcept {
     assert(a.size() == b.size());
-    return std::sqrt(lane_sum(a.size(), [a, b](std::size_t i) {
+    return std::sqrt(lane_sums<1>(a.size(), [a, b](std::size_t i) {
         const double d = double(a[i]) - double(b[i]);
-        return d * d;
-    }));
+        return std::array{d * d};
+    })[0]);
 }
 
 namespace {
 
-// The three sums a merge judges by, in one pass over both models: the same lanes and order as
-// l2_distance and l2_norm, so the same values to the last bit.
+// The three sums a merge judges by, in one pass over both models: lane_sums as l2_distance and
+// l2_norm take them, so the same values to the last bit.
 struct SumsOfSquares {
     double apart = 0.0;  // (theirs - local)^2
     double local = 0.0;
@@ -67,27 +73,12 @@ struct SumsOfSquares {
 };
 
 SumsOfSquares sums_of_squares(std::span<const float> theirs, std::span<const float> local) {
-    constexpr std::size_t kLanes = 8;
-    std::array<double, kLanes> apart{}, mine{}, other{};
-    const auto add = [&](std::size_t lane, std::size_t i) {
+    const auto sums = lane_sums<3>(theirs.size(), [theirs, local](std::size_t i) {
         const double t = theirs[i], l = local[i];
         const double d = t - l;
-        apart[lane] += d * d;
-        mine[lane] += l * l;
-        other[lane] += t * t;
-    };
-    const std::size_t n = theirs.size();
-    std::size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (std::size_t l = 0; l < kLanes; ++l) add(l, i + l);
-    for (; i < n; ++i) add(0, i);
-    SumsOfSquares s;
-    for (std::size_t l = 0; l < kLanes; ++l) {
-        s.apart += apart[l];
-        s.local += mine[l];
-        s.theirs += other[l];
-    }
-    return s;
+        return std::array{d * d, l * l, t * t};
+    });
+    return {sums[0], sums[1], sums[2]};
 }
 
 }  // namespace
