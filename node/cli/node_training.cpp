@@ -131,8 +131,8 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.learner.encoding = encoding;
     options.learner.fanout = a.fanout;
     options.learner.samples_per_round = a.round_samples;
-    options.momentum_follows_merges = a.merge_momentum == "follow";
     options.learner.wait_for_link = a.wait_for_link;
+    options.momentum_follows_merges = a.merge_momentum == "follow";
     options.learner.max_concurrent_sends = static_cast<std::uint32_t>(runtime::kDefaultMaxOutgoingTransfers);
     options.checkpoint = fs::path(a.state) / runtime::kModelCheckpointName;
     options.checkpoint_interval = std::chrono::seconds(a.checkpoint_interval_s);

@@ -254,7 +254,8 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  std::string(gossip::to_string(sc.learner.encoding)).c_str(), sc.learner.fanout,
                  std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs,
                  static_cast<double>(sc.served_average), to_string(sc.momentum_policy));
-    if (sc.duty < 1.0) std::fprintf(out, "devices train %.1f%% of the time (duty)\n", 100.0 * sc.duty);
+    if (sc.duty < 1.0)
+        std::fprintf(out, "devices train %.1f%% of the time (duty)\n", 100.0 * sc.duty);
     const CurvePoint& f = r.final_full;
     std::fprintf(out, "final (full test set): mean %.4f min %.4f max %.4f over %u live devices, "
                       "%.2f mean local epochs, virtual %.3f s\n",
