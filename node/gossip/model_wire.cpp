@@ -7,6 +7,11 @@
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string>
 
 #include "node/model/mlp.hpp"
@@ -23,6 +28,9 @@ static_assert(std::endian::native == std::endian::little,
 constexpr float kMaxHalf = 65504.0f;  // largest finite fp16 value
 constexpr float kInt8Levels = 127.0f;
 constexpr float kInt4Levels = 7.0f;
+
+constexpr std::size_t kMaxBlockValues = std::max({kInt8BlockValues, kInt4BlockValues,
+                                                   kLatticeBlockValues});
 
 ModelRefusal refuse(Refusal reason, std::string detail) {
     return ModelRefusal{reason, std::move(detail)};
@@ -71,34 +79,32 @@ std::int8_t int4_at(const std::uint8_t* payload, std::size_t i) {
     return static_cast<std::int8_t>(static_cast<std::int8_t>(byte) >> 4);
 }
 
-// Value i stored as a signed nibble, low nibble first (int4 values, lattice residues).
-void put_nibble(std::uint8_t* payload, std::size_t i, std::int32_t q) {
-    const unsigned nibble = static_cast<unsigned>(q) & 0x0fu;
-    payload[i / 2] |= static_cast<std::uint8_t>(i % 2 == 0 ? nibble : nibble << 4);
-}
-
 // Values [begin, end) of a block as signed nibbles, to and from whole numbers held as floats.
 // Blocks start at even values, so two go in a byte; a block of odd length is the last one, and
 // its last byte's high nibble is the zero padding.
 void pack_nibbles(const float* k, std::size_t begin, std::size_t end, std::uint8_t* payload) {
-    const auto nibble = [](float v) {
-        return static_cast<unsigned>(static_cast<std::int32_t>(v)) & 0x0fu;
-    };
-    std::size_t i = begin;
-    for (; i + 1 < end; i += 2)
-        payload[i / 2] = static_cast<std::uint8_t>(nibble(k[i - begin]) |
-                                                   nibble(k[i + 1 - begin]) << 4);
-    if (i < end) payload[i / 2] = static_cast<std::uint8_t>(nibble(k[i - begin]));
+    // Whole numbers to bytes first, then pairs to bytes: both loops vectorise (stores through a
+    // byte pointer into `payload` alone would have to assume they change `k`).
+    std::uint8_t nibble[kMaxBlockValues];
+    const std::size_t count = end - begin;
+    assert(count <= sizeof nibble);
+    for (std::size_t i = 0; i < count; ++i)
+        nibble[i] = static_cast<std::uint8_t>(static_cast<std::int32_t>(k[i]) & 0x0f);
+    std::size_t i = 0;
+    for (; i + 1 < count; i += 2)
+        payload[(begin + i) / 2] = static_cast<std::uint8_t>(nibble[i] | nibble[i + 1] << 4);
+    if (i < count) payload[(begin + i) / 2] = nibble[i];
 }
 
 void unpack_nibbles(const std::uint8_t* payload, std::size_t begin, std::size_t end, float* k) {
-    std::size_t i = begin;
-    for (; i + 1 < end; i += 2) {
-        const std::uint8_t byte = payload[i / 2];
-        k[i - begin] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4);
-        k[i + 1 - begin] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4);
+    const std::uint8_t* pairs = payload + begin / 2;
+    const std::size_t count = end - begin;
+    for (std::size_t j = 0; j < count / 2; ++j) {  // indexed by byte, so that it vectorises
+        const std::uint8_t byte = pairs[j];
+        k[2 * j] = static_cast<float>(static_cast<std::int8_t>(byte << 4) >> 4);
+        k[2 * j + 1] = static_cast<float>(static_cast<std::int8_t>(byte) >> 4);
     }
-    if (i < end) k[i - begin] = int4_at(payload, i);
+    if (count % 2 == 1) k[count - 1] = int4_at(payload, end - 1);
 }
 
 // A lattice block's check: its indices k hashed in four interleaved chains (value i in chain
@@ -144,7 +150,42 @@ float round_even(float x) {
     return (x + kShift) - kShift;
 }
 
-// Blockwise absmax quantisation to `levels` steps each side of zero; `put(i, q)` stores value i.
+// 1 when |x| >= limit or x is NaN (limit finite and positive, or +Inf), else 0. On the bits:
+// for floats of one sign their order is their bits' order, and NaNs lie above +Inf; integer
+// operations only, so loops that gather it vectorise on the x86-64 baseline.
+constexpr float kInfinity = std::numeric_limits<float>::infinity();
+inline std::uint32_t at_or_past(float x, float limit) noexcept {
+    const auto magnitude = static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(x) & 0x7fffffffu);
+    const auto below = static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(limit)) - 1;
+    return static_cast<std::uint32_t>(below - magnitude) >> 31;
+}
+
+// The largest of |values| (0 for none); NaNs are passed over, as std::max(top, x) passes them.
+// The compiler leaves a max reduction scalar (it may not reorder one without -ffast-math), so on
+// x86-64 (SSE2 is its baseline) eight lanes run in two registers; max is exact, so the lanes'
+// order does not change the result.
+float absmax(const float* values, std::size_t count) {
+    float top = 0.0f;
+    std::size_t i = 0;
+#if defined(__SSE2__)
+    const __m128 magnitude = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    __m128 low = _mm_setzero_ps();
+    __m128 high = _mm_setzero_ps();
+    for (; i + 8 <= count; i += 8) {  // maxps(x, m) is m where x is NaN, like std::max(m, x)
+        low = _mm_max_ps(_mm_and_ps(_mm_loadu_ps(values + i), magnitude), low);
+        high = _mm_max_ps(_mm_and_ps(_mm_loadu_ps(values + i + 4), magnitude), high);
+    }
+    alignas(16) float lanes[8];
+    _mm_store_ps(lanes, low);
+    _mm_store_ps(lanes + 4, high);
+    for (const float lane : lanes) top = std::max(top, lane);
+#endif
+    for (; i < count; ++i) top = std::max(top, std::fabs(values[i]));
+    return top;
+}
+
+// Blockwise absmax quantisation to `levels` steps each side of zero; `put(k, begin, end)` stores
+// values [begin, end) from their levels k.
 template <typename Put>
 void quantise_blocks(std::span<const float> values, std::uint32_t block, float levels,
                      std::vector<float>& scales, std::span<float> decoded, Put put) {
@@ -153,17 +194,16 @@ void quantise_blocks(std::span<const float> values, std::uint32_t block, float l
     for (std::size_t b = 0; b < scales.size(); ++b) {
         const std::size_t begin = b * block;
         const std::size_t end = std::min(n, begin + block);
-        float top = 0.0f;
-        for (std::size_t i = begin; i < end; ++i) top = std::max(top, std::fabs(values[i]));
+        const float top = absmax(values.data() + begin, end - begin);
         const float scale = top / levels;
         scales[b] = scale;
         const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+        float k[kMaxBlockValues];  // the levels, whole numbers; stored apart so both loops vectorise
         for (std::size_t i = begin; i < end; ++i) {
-            const float level = round_even(std::clamp(values[i] * inverse, -levels, levels));
-            const auto q = static_cast<std::int8_t>(level);
-            put(i, q);
-            decoded[i] = static_cast<float>(q) * scale;
+            k[i - begin] = round_even(std::clamp(values[i] * inverse, -levels, levels));
+            decoded[i] = k[i - begin] * scale;
         }
+        put(k, begin, end);
     }
 }
 
@@ -185,8 +225,7 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
     for (std::size_t b = 0; b < scales.size(); ++b) {
         const std::size_t begin = b * block;
         const std::size_t end = std::min(n, begin + block);
-        float top = 0.0f;
-        for (std::size_t i = begin; i < end; ++i) top = std::max(top, std::fabs(values[i]));
+        const float top = absmax(values.data() + begin, end - begin);
         const float plain = top / kInt4Levels;
         const bool absolute = margin * spread[b] / kLatticeReach >= plain && plain > 0.0f;
         const float step = absolute ? plain
@@ -205,6 +244,28 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
     }
 }
 
+// Turns a block's residues `k` into the indices nearest `near` / step. Returns nonzero when a
+// local value is NaN or too far off to take an index. Its own function: inlined into the block
+// loop, the compiler leaves it scalar.
+[[gnu::noinline]] std::uint32_t nearest_indices(std::span<float> k, const float* near,
+                                                float inverse) {
+    std::uint32_t off_lattice = 0;
+    for (std::size_t i = 0; i < k.size(); ++i) {
+        const float t = near[i] * inverse;
+        const float r = k[i];
+        k[i] = r + kLatticePeriod * round_even((t - r) * (1.0f / kLatticePeriod));
+        off_lattice |= at_or_past(t, kMaxLatticeIndex);
+    }
+    return off_lattice;
+}
+
+// Nonzero when a value is NaN or infinite: one pass that vectorises.
+[[gnu::noinline]] std::uint32_t any_not_finite(std::span<const float> values) {
+    std::uint32_t not_finite = 0;
+    for (const float v : values) not_finite |= at_or_past(v, kInfinity);
+    return not_finite;
+}
+
 // Resolves lattice residues against `local`: each value's index is the one of its residue class
 // nearest the local value. A block whose indices fail the check (or run off the lattice) keeps the
 // local values and is listed in `unresolved`.
@@ -220,16 +281,10 @@ void resolve_lattice(const std::uint8_t* payload, const flatbuffers::Vector<floa
         const std::size_t end = std::min(n, begin + block);
         float k[kLatticeBlockValues];
         unpack_nibbles(payload, begin, end, k);
-        bool on_lattice = true;  // false: a local value NaN or too far off to take an index
-        if (scale > 0.0f) {      // negative: plain int4, the residue is the index; 0: all zero
-            const float inverse = 1.0f / step;
-            for (std::size_t i = begin; i < end; ++i) {
-                const float t = local[i] * inverse;
-                const float r = k[i - begin];
-                k[i - begin] = r + kLatticePeriod * round_even((t - r) * (1.0f / kLatticePeriod));
-                on_lattice &= std::fabs(t) < kMaxLatticeIndex;
-            }
-        }
+        // Negative: plain int4, the residue is the index; 0: all zero.
+        const bool on_lattice =
+            scale <= 0.0f ||
+            nearest_indices({k, end - begin}, local.data() + begin, 1.0f / step) == 0;
         for (std::size_t i = begin; i < end; ++i) out[i] = k[i - begin] * step;
         if (!on_lattice || lattice_check({k, end - begin}) != checks.Get(index)) {
             std::copy(local.begin() + static_cast<std::ptrdiff_t>(begin),
@@ -259,14 +314,17 @@ void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* pa
         return;
     case Encoding::int8:
         quantise_blocks(values, kInt8BlockValues, kInt8Levels, scales, decoded,
-                        [payload](std::size_t i, std::int8_t q) {
-                            payload[i] = static_cast<std::uint8_t>(q);
+                        [payload](const float* k, std::size_t begin, std::size_t end) {
+                            for (std::size_t i = begin; i < end; ++i)
+                                payload[i] = static_cast<std::uint8_t>(
+                                    static_cast<std::int8_t>(k[i - begin]));
                         });
         return;
     case Encoding::int4:
-        std::fill(payload, payload + payload_bytes(Encoding::int4, n), std::uint8_t{0});
         quantise_blocks(values, kInt4BlockValues, kInt4Levels, scales, decoded,
-                        [payload](std::size_t i, std::int8_t q) { put_nibble(payload, i, q); });
+                        [payload](const float* k, std::size_t begin, std::size_t end) {
+                            pack_nibbles(k, begin, end, payload);
+                        });
         return;
     case Encoding::lattice: break;  // quantise_lattice: it needs the spread
     }
@@ -371,16 +429,16 @@ void ModelEncoder::observe_peer(std::span<const float> local, const ModelMessage
     for (std::size_t b = 0; b < spread_.size(); ++b) {
         const std::size_t begin = b * block;
         const std::size_t end = std::min(n, begin + block);
-        float apart = 0.0f;
         if (unresolved != peer.unresolved_blocks.end() && *unresolved == b) {
             // Too far to tell how far: a step twice as coarse.
             ++unresolved;
             spread_[b] *= 2.0f;
             continue;
         }
+        float difference[kLatticeBlockValues];
         for (std::size_t i = begin; i < end; ++i)
-            apart = std::max(apart, std::fabs(local[i] - peer.parameters[i]));
-        spread_[b] = apart;
+            difference[i - begin] = local[i] - peer.parameters[i];
+        spread_[b] = absmax(difference, end - begin);
     }
 }
 
@@ -572,9 +630,12 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
         break;
     }
     }
-    for (std::size_t i = 0; i < n; ++i) {
-        if (!std::isfinite(message.parameters[i]))
-            return refuse(Refusal::not_finite, "parameter[" + std::to_string(i) + "] is not finite");
+    if (any_not_finite(message.parameters) != 0) {
+        const auto bad = std::ranges::find_if(message.parameters,
+                                              [](float v) { return !std::isfinite(v); });
+        return refuse(Refusal::not_finite,
+                      "parameter[" + std::to_string(bad - message.parameters.begin()) +
+                          "] is not finite");
     }
     return message;
 }
