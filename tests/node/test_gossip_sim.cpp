@@ -107,6 +107,32 @@ TEST_CASE("gossip CPU is taken from training: the same epochs take longer") {
     CHECK(slow.virtual_seconds > 1.5 * free_cpu.virtual_seconds);
 }
 
+TEST_CASE("a gossip thread takes that CPU off training; one slower than arrivals drops models") {
+    const TrainingReport free_cpu = run(small());
+    TrainingScenario threaded = small();
+    threaded.gossip_thread = true;
+    threaded.cpu_per_send = 0.001;  // as above, now on the gossip thread's core
+    threaded.cpu_per_receive = 0.002;
+    threaded.handoff_per_send = 0.00003;     // a copy of the model
+    threaded.handoff_per_receive = 0.0001;  // a merge's move added
+    const TrainingReport t = run(threaded);
+    TrainingScenario overloaded = threaded;
+    overloaded.cpu_per_receive = 0.05;  // 50 ms a model, where one arrives every ~17 ms
+    const TrainingReport o = run(overloaded);
+    MESSAGE("virtual seconds free " << free_cpu.virtual_seconds << ", gossip thread "
+                                    << t.virtual_seconds << " (busy " << t.gossip_thread_busy
+                                    << "), overloaded: " << o.models_dropped << " of "
+                                    << o.exchanges << " dropped, busy " << o.gossip_thread_busy);
+    CHECK(t.samples_trained == free_cpu.samples_trained);
+    CHECK(t.virtual_seconds < 1.2 * free_cpu.virtual_seconds);  // charged to training: > 1.5x
+    CHECK(t.gossip_thread_busy > 0.2);
+    CHECK(t.gossip_thread_busy < 1.0);
+    CHECK(t.models_dropped == 0);
+    CHECK(t.final_full.mean > 0.8);
+    CHECK(o.models_dropped > 0);
+    CHECK(o.merges + o.models_dropped <= o.exchanges);
+}
+
 TEST_CASE("waiting for the link: every due round is sent, training takes longer") {
     // A link slower than training: a round's two models take longer to send than the next
     // 60 samples take to train.
@@ -235,7 +261,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     const auto sc = parse_training_scenario(
         "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int4\n"
         "momentum_policy follow\nserved_average 0.02\nlattice_margin 4\ncpu_per_send 1.5ms\n"
-        "duty 0.125\nwait_for_link on\nat 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
+        "duty 0.125\nwait_for_link on\ngossip_thread on\nhandoff_per_receive 100us\n"
+        "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
         "t.txt");
     REQUIRE(sc.ok());
     CHECK(sc->speeds[0] == doctest::Approx(0.3));
@@ -248,6 +275,9 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(sc->cpu_per_receive == 0.0);
     CHECK(sc->duty == doctest::Approx(0.125));
     CHECK(sc->learner.wait_for_link);
+    CHECK(sc->gossip_thread);
+    CHECK(sc->handoff_per_receive == doctest::Approx(0.0001));
+    CHECK(sc->handoff_per_send == 0.0);
     REQUIRE(sc->events.size() == 3);
     CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
     CHECK(sc->events[1].groups.size() == 2);
@@ -266,6 +296,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("training\nlattice_margin 0\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nduty 1.5\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nwait_for_link maybe\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\ngossip_thread yes\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nhandoff_per_send -1ms\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nat 1s explode 3\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nwarp 9\n").starts_with("t.txt:2: unknown setting"));
 }

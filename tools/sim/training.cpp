@@ -67,11 +67,20 @@ struct Device {
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
+    // scenario.gossip_thread: when that thread is next idle, the received models waiting for it,
+    // and its busy seconds over the run.
+    double gossip_free = 0;
+    std::uint32_t gossip_waiting = 0;
+    double gossip_busy = 0;
     gossip::LearnerStats retired;       // stats of learners lost to crashes
 };
 
-enum class EventKind : std::uint8_t { step, tick, deliver, request, request_failed, send_failed,
-                                      consensus, scenario, eval };
+enum class EventKind : std::uint8_t { step, tick, deliver, merge, request, request_failed,
+                                      send_failed, consensus, scenario, eval };
+
+// Received models a device's gossip thread holds before it drops more: the node's inbox
+// (runtime::kMaxQueuedModels).
+constexpr std::uint32_t kGossipInbox = 8;
 
 struct Event {
     double at = 0;
@@ -193,6 +202,8 @@ private:
         d.alive = true;
         d.finished = d.trained >= d.horizon && sc_.run_seconds <= 0;
         d.consensus_done = 0;
+        d.gossip_free = now_;
+        d.gossip_waiting = 0;
         d.step_scheduled = false;
         d.tick_at = Time::max();
         d.learner->on_start(to_time(now_), catch_up);
@@ -224,14 +235,22 @@ private:
     void service(Device& d) {
         if (!d.alive) return;
         const std::vector<std::uint8_t>* encoded = nullptr;  // a round's peers share one message
+        double ready = now_;  // when that message is encoded
         for (gossip::Action& a : d.learner->take_actions()) {
             Device& peer = devices_[device_index(a.peer)];
             if (a.kind == gossip::ActionKind::send_model) {
-                if (a.bytes.get() != encoded) d.cpu_debt += sc_.cpu_per_send / d.speed;
-                encoded = a.bytes.get();
+                if (a.bytes.get() != encoded) {
+                    encoded = a.bytes.get();
+                    if (sc_.gossip_thread) {  // the copy here, the encoding there
+                        d.cpu_debt += sc_.handoff_per_send / d.speed;
+                        ready = gossip_work(d, sc_.cpu_per_send);
+                    } else {
+                        d.cpu_debt += sc_.cpu_per_send / d.speed;
+                    }
+                }
                 auto bytes = a.bytes;
                 if (is_adversary(d.index)) bytes = garbage(d);
-                transfer(d, peer, a.transfer, std::move(bytes));
+                transfer(d, peer, a.transfer, std::move(bytes), ready);
             } else {
                 if (reachable(d, peer)) {
                     push(Event{.at = now_ + sc_.latency_seconds, .kind = EventKind::request,
@@ -260,8 +279,17 @@ private:
         }
     }
 
+    // `seconds` of work at speed 1.0 queued on d's gossip thread; returns when it is done.
+    double gossip_work(Device& d, double seconds) {
+        const double busy = seconds / d.speed;
+        d.gossip_free = std::max(now_, d.gossip_free) + busy;
+        d.gossip_busy += busy;
+        return d.gossip_free;
+    }
+
+    // `bytes` leave `from` for `to` once encoded, at `ready`.
     void transfer(Device& from, Device& to, std::uint64_t id,
-                  std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
+                  std::shared_ptr<const std::vector<std::uint8_t>> bytes, double ready) {
         if (!reachable(from, to)) {
             push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
                        .kind = EventKind::send_failed, .node = from.index,
@@ -272,7 +300,7 @@ private:
         // which queues it for the receiver's downlink (also one at a time). A busy receiver
         // delays the arrival, not the sender's other transfers.
         const double seconds = static_cast<double>(bytes->size()) / sc_.bandwidth_bytes_per_second;
-        const double up_start = std::max(now_, from.up_free);
+        const double up_start = std::max(ready, from.up_free);
         from.up_free = up_start + seconds;
         const double down_start = std::max(up_start, to.down_free);
         to.down_free = down_start + seconds;
@@ -353,30 +381,46 @@ private:
         service(d);
     }
 
+    // A model arrived at d (its downlink delivered it): without a gossip thread d merges it now,
+    // with one it waits for that thread (or is dropped when kGossipInbox already wait).
     void receive(Device& d, const Event& e) {
         Device& from = devices_[e.from];
         const bool sender_same = from.alive && from.generation == e.from_generation;
         const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
-        if (ok) {
-            const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
-            if (follow)
-                d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
-            const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
-            d.cpu_debt += sc_.cpu_per_receive / d.speed;
-            if (follow && outcome == gossip::Received::merged)
-                d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
-            if (outcome == gossip::Received::adopted ||
-                (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
-                reset_momentum(d);
-            // Adopted: nothing of the old model is worth serving.
-            if (outcome == gossip::Received::adopted && d.served)
-                std::ranges::copy(d.model->parameters(), d.served->parameters().begin());
-            service(d);
+        if (ok && !sc_.gossip_thread) {
+            merge(d, e);
+        } else if (ok && d.gossip_waiting >= kGossipInbox) {
+            ++report_.models_dropped;
+        } else if (ok) {
+            ++d.gossip_waiting;
+            Event later = e;
+            later.at = gossip_work(d, sc_.cpu_per_receive);
+            later.kind = EventKind::merge;
+            push(std::move(later));
         }
         if (sender_same) {
             from.learner->on_send_finished(e.transfer, ok, to_time(now_));
             service(from);
         }
+    }
+
+    // d decodes and merges a received model (on its training core, or its gossip thread's work
+    // done, the move added to the model).
+    void merge(Device& d, const Event& e) {
+        const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
+        if (follow)
+            d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
+        const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
+        d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive) / d.speed;
+        if (follow && outcome == gossip::Received::merged)
+            d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
+        if (outcome == gossip::Received::adopted ||
+            (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
+            reset_momentum(d);
+        // Adopted: nothing of the old model is worth serving.
+        if (outcome == gossip::Received::adopted && d.served)
+            std::ranges::copy(d.model->parameters(), d.served->parameters().begin());
+        service(d);
     }
 
     void dispatch(const Event& e) {
@@ -404,6 +448,12 @@ private:
             return;
         case EventKind::deliver:
             receive(d, e);
+            return;
+        case EventKind::merge:
+            if (d.alive && d.generation == e.generation) {
+                --d.gossip_waiting;
+                merge(d, e);
+            }
             return;
         case EventKind::request: {
             // The pull request reached the peer: it queues an answer like any send.
@@ -560,6 +610,11 @@ private:
         report_.lost_pulls = total.lost_pulls;
         report_.rounds = total.rounds;
         report_.rounds_waited = total.rounds_waited;
+        if (sc_.gossip_thread && now_ > 0 && !devices_.empty()) {
+            double busy = 0;
+            for (const Device& d : devices_) busy += d.gossip_busy;
+            report_.gossip_thread_busy = busy / now_ / static_cast<double>(devices_.size());
+        }
         for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) report_.refused[i] = total.refused[i];
     }
 

@@ -59,11 +59,19 @@ struct TrainingScenario {
     double bandwidth_bytes_per_second = 125e6;  // 1 Gb/s
     double latency_seconds = 200e-6;
     double loss = 0.0;                       // probability a transfer fails
-    // CPU a device spends on gossip, in seconds at speed 1.0, taken from its training (one core
-    // trains and merges): encoding one round's model, and decoding and merging one received.
-    // 0: free, as links and training are the only costs otherwise.
+    // CPU a device spends on gossip, in seconds at speed 1.0: encoding (and sealing) one
+    // round's model, and opening, decoding and merging one received. 0: free, as links and
+    // training are the only costs otherwise. Without a gossip thread it is taken from training
+    // (one core trains and merges).
     double cpu_per_send = 0.0;
     double cpu_per_receive = 0.0;
+    // A gossip thread on a core of its own does that work: a round's transfers start when it has
+    // encoded the model, a received model is merged when it gets to it (at most
+    // runtime::kMaxQueuedModels wait; more are dropped), and training pays only the hand-offs:
+    // copying the model for a round, adding a merge's move to the model.
+    bool gossip_thread = false;
+    double handoff_per_send = 0.0;
+    double handoff_per_receive = 0.0;
 
     gossip::LearnerConfig learner;
 
@@ -115,6 +123,10 @@ struct TrainingReport {
     std::uint64_t lost_pulls = 0;  // devices that could not resolve anyone's model pulled one
     std::uint64_t rounds = 0;
     std::uint64_t rounds_waited = 0;  // wait_for_link: rounds that held training for the link
+    // gossip_thread: models dropped because the gossip thread had kMaxQueuedModels waiting, and
+    // its busy time over the run, mean over devices (share of the virtual time).
+    std::uint64_t models_dropped = 0;
+    double gossip_thread_busy = 0;
     std::uint64_t refused[gossip::kRefusalReasons] = {};
     std::uint64_t garbage_sent = 0;
     double virtual_seconds = 0;
