@@ -1,5 +1,6 @@
-// The training thread: between two steps it hands the learner what the network brought, sends
-// the learner's actions out, and now and then publishes a snapshot, evaluates and checkpoints.
+// The training thread trains, hands the gossip thread copies of the model and adds back what
+// merges moved; the gossip thread runs the learner on its mirror of the model (rounds, decoding,
+// merging, catch-up) and publishes the snapshot pulls are answered with.
 
 #include "node/runtime/learning_loop.hpp"
 
@@ -16,7 +17,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// While catching up (nothing to train yet) the thread wakes this often for the learner's timers.
+// An idle thread wakes this often: the gossip thread for the learner's timers and the publish
+// interval, the training thread (while catching up, nothing to train yet) to look again.
 constexpr std::chrono::milliseconds kIdleWait{50};
 
 Evaluated evaluated(const model::Mlp& m, const data::Dataset& ds) {
@@ -51,8 +53,9 @@ LearningLoop::LearningLoop(const crypto::DeviceId& self, data::Dataset train,
       model_(options_.widths),
       served_(options_.widths),
       trainer_(model_, options_.train),
-      learner_(self, model_, options_.learner, options_.train.seed),
-      order_rng_(options_.train.seed ^ 0x5DEECE66Dull) {
+      order_rng_(options_.train.seed ^ 0x5DEECE66Dull),
+      mirror_(options_.widths),
+      learner_(self, mirror_, options_.learner, options_.train.seed) {
     // The held-out slice: the shard's last rows (the split already shuffled it), at most a
     // tenth of it, so small shards keep most of their examples for training.
     const std::size_t holdout = std::min(options_.holdout_rows, train.size() / 10);
@@ -109,6 +112,7 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
             loop->model_.init_he(loop->options_.init_seed);
         }
     }
+    std::ranges::copy(loop->model_.parameters(), loop->mirror_.parameters().begin());
     loop->update_served(true);
     if (loop->resumed_ && resume->served.size() == loop->served_.parameters().size())
         std::copy(resume->served.begin(), resume->served.end(), loop->served_.parameters().begin());
@@ -118,8 +122,9 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
 LearningLoop::~LearningLoop() { stop(); }
 
 void LearningLoop::start() {
-    if (thread_.joinable()) return;
-    thread_ = std::thread([this] { run(); });
+    if (training_thread_.joinable()) return;
+    gossip_thread_ = std::thread([this] { run_gossip(); });
+    training_thread_ = std::thread([this] { run_training(); });
 }
 
 void LearningLoop::stop() {
@@ -127,8 +132,10 @@ void LearningLoop::stop() {
         std::lock_guard lock(mutex_);
         stop_ = true;
     }
-    wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    gossip_wake_.notify_all();
+    training_wake_.notify_all();
+    if (training_thread_.joinable()) training_thread_.join();
+    if (gossip_thread_.joinable()) gossip_thread_.join();
 }
 
 void LearningLoop::push_event(Event event) {
@@ -146,7 +153,7 @@ void LearningLoop::push_event(Event event) {
         if (model) ++queued_models_;
         inbox_.push_back(std::move(event));
     }
-    wake_.notify_one();
+    gossip_wake_.notify_one();
 }
 
 void LearningLoop::on_model_bytes(const crypto::DeviceId& from, std::vector<std::uint8_t> bytes) {
@@ -166,7 +173,7 @@ void LearningLoop::on_peers(std::vector<gossip::PeerInfo> peers) {
         std::lock_guard lock(mutex_);
         peers_ = std::move(peers);
     }
-    wake_.notify_one();
+    gossip_wake_.notify_one();
 }
 
 ModelBytes LearningLoop::published_model() const {
@@ -179,78 +186,56 @@ LearningStatus LearningLoop::status() const {
     return status_;
 }
 
-void LearningLoop::run() {
+// ---- Training thread. ----
+
+void LearningLoop::run_training() {
     if (options_.on_thread_start) options_.on_thread_start();
     const gossip::Time start = now();
-    learner_.on_start(start, !resumed_);
     next_eval_ = start + options_.eval_interval;
     next_checkpoint_ = start + options_.checkpoint_interval;
     rate_since_ = start;
-    publish(start);
     {
         std::lock_guard lock(mutex_);
         status_.resumed = resumed_;
     }
-    if (log_)
-        log_(std::string(resumed_ ? "training resumed from the checkpoint at " : "training starts: ") +
-             std::to_string(learner_.samples_seen()) + " samples seen; " +
-             std::to_string(train_.size()) + " local examples, " + std::to_string(holdout_.size()) +
-             " held out" + (resumed_ ? "" : "; pulling the freshest peer model first"));
-    forward_actions();
     for (;;) {
         {
             std::unique_lock lock(mutex_);
             if (stop_) break;
-            if (!learner_.ready_to_train() && inbox_.empty() && !peers_)
-                wake_.wait_for(lock, kIdleWait);
-            if (stop_) break;
+            take_moves(lock);
+            if (!learner_ready_) {  // catching up, or a round waits for the link
+                training_wake_.wait_for(lock, kIdleWait, [this] {
+                    return stop_ || learner_ready_ || adopted_;
+                });
+                continue;
+            }
         }
-        const gossip::Time t = now();
-        drain_inbox(t);
-        learner_.on_tick(t);
-        forward_actions();
-        if (!learner_.ready_to_train()) continue;
         if (options_.before_step) options_.before_step();
         train_one_step(now());
     }
     save_checkpoint();
 }
 
-void LearningLoop::drain_inbox(gossip::Time now) {
-    std::deque<Event> events;
-    std::optional<std::vector<gossip::PeerInfo>> peers;
-    {
-        std::lock_guard lock(mutex_);
-        events.swap(inbox_);
-        queued_models_ = 0;
-        peers.swap(peers_);
+bool LearningLoop::take_moves(std::unique_lock<std::mutex>& lock) {
+    // A copy handed over and not yet taken holds none of the moves waiting: the learner adds them
+    // to it when it takes it, so they stay until then.
+    if (snapshot_ready_ || (!moves_ready_ && !adopted_)) return false;
+    move_.swap(moves_);
+    const bool adopted = std::exchange(adopted_, false);
+    moves_ready_ = false;
+    lock.unlock();
+    const std::span<float> w = model_.parameters();
+    if (adopted) {
+        std::ranges::copy(move_, w.begin());
+        update_served(true);  // nothing of the old model is worth serving
+    } else {
+        if (options_.momentum_follows_merges) before_merge_.assign(w.begin(), w.end());
+        for (std::size_t i = 0; i < w.size(); ++i) w[i] += move_[i];
+        if (options_.momentum_follows_merges)
+            (void)trainer_.follow_move(before_merge_);  // SGD, checked at create()
     }
-    if (peers) learner_.on_peers_changed(*peers, now);
-    for (Event& e : events) {
-        switch (e.kind) {
-            case Event::Kind::model: {
-                if (options_.momentum_follows_merges)
-                    before_merge_.assign(model_.parameters().begin(), model_.parameters().end());
-                const gossip::Received outcome = learner_.on_model_bytes(e.from, e.bytes, now);
-                if (outcome == gossip::Received::merged && options_.momentum_follows_merges)
-                    (void)trainer_.follow_move(before_merge_);  // SGD, checked at create()
-                if (outcome == gossip::Received::adopted) {
-                    update_served(true);  // nothing of the old model is worth serving
-                    if (log_)
-                        log_("caught up: adopted a peer's model with " +
-                             std::to_string(learner_.samples_seen()) + " samples seen");
-                }
-                break;
-            }
-            case Event::Kind::sent: learner_.on_send_finished(e.transfer, e.delivered, now); break;
-            case Event::Kind::request_failed: learner_.on_request_failed(e.transfer, now); break;
-        }
-    }
-}
-
-void LearningLoop::forward_actions() {
-    for (gossip::Action& a : learner_.take_actions())
-        if (actions_) actions_(std::move(a));
+    lock.lock();
+    return true;
 }
 
 void LearningLoop::train_one_step(gossip::Time t) {
@@ -265,12 +250,12 @@ void LearningLoop::train_one_step(gossip::Time t) {
     order_at_ += n;
     rate_samples_ += n;
     unreported_samples_ += n;
-    if (t >= next_report_) {
-        next_report_ = t + kLearnerReportInterval;
-        learner_.on_local_samples(std::exchange(unreported_samples_, 0), t);
-        forward_actions();
+    // A copy costs a pass over the model: one per round is enough (the learner starts a round
+    // every samples_per_round), and at most one per report interval.
+    if (t >= next_report_ && unreported_samples_ >= options_.learner.samples_per_round) {
+        next_report_ = t + options_.report_interval;
+        hand_over(std::exchange(unreported_samples_, 0));
     }
-    if (t >= next_publish_) publish(t);
     if (t >= next_eval_) evaluate_now(t);
     if (t >= next_checkpoint_) {
         next_checkpoint_ = t + options_.checkpoint_interval;
@@ -279,23 +264,17 @@ void LearningLoop::train_one_step(gossip::Time t) {
     std::lock_guard lock(mutex_);
     ++status_.steps;
     status_.local_samples += n;
-    status_.samples_seen = learner_.samples_seen();
-    status_.version = learner_.version();
-    status_.catching_up = !learner_.ready_to_train();
-    status_.learner = learner_.stats();
 }
 
-void LearningLoop::publish(gossip::Time t) {
-    next_publish_ = t + options_.publish_interval;
-    auto bytes = std::make_shared<const std::vector<std::uint8_t>>(
-        snapshot_encoder_.encode(learner_.header(), model_.parameters()));
-    std::lock_guard lock(mutex_);
-    status_.model_bytes = bytes->size();
-    status_.samples_seen = learner_.samples_seen();
-    status_.version = learner_.version();
-    status_.catching_up = !learner_.ready_to_train();
-    status_.learner = learner_.stats();
-    published_ = std::move(bytes);
+void LearningLoop::hand_over(std::uint64_t samples) {
+    {
+        std::lock_guard lock(mutex_);
+        const std::span<const float> w = model_.parameters();
+        snapshot_.assign(w.begin(), w.end());
+        snapshot_samples_ += samples;
+        snapshot_ready_ = true;
+    }
+    gossip_wake_.notify_one();
 }
 
 void LearningLoop::evaluate_now(gossip::Time t) {
@@ -309,22 +288,25 @@ void LearningLoop::evaluate_now(gossip::Time t) {
     rate_since_ = t;
     rate_samples_ = 0;
     std::uint64_t evaluations = 0;
+    LearningStatus now_status;
     {
         std::lock_guard lock(mutex_);
         status_.holdout = holdout;
         status_.test = test;
         status_.samples_per_second = rate;
         evaluations = ++status_.evaluations;
+        now_status = status_;
     }
     if (log_) {
-        const gossip::LearnerStats& s = learner_.stats();
+        const gossip::LearnerStats& s = now_status.learner;
         std::array<char, 256> line{};
         std::snprintf(line.data(), line.size(),
                       "eval %llu holdout %s test %s samples_seen %llu version %llu merged %llu "
                       "sent %llu refused %llu %.0f samples/s",
                       static_cast<unsigned long long>(evaluations), percent(holdout).c_str(),
-                      percent(test).c_str(), static_cast<unsigned long long>(learner_.samples_seen()),
-                      static_cast<unsigned long long>(learner_.version()),
+                      percent(test).c_str(),
+                      static_cast<unsigned long long>(now_status.samples_seen),
+                      static_cast<unsigned long long>(now_status.version),
                       static_cast<unsigned long long>(s.models_merged + s.models_adopted),
                       static_cast<unsigned long long>(s.sends_completed),
                       static_cast<unsigned long long>(s.refused_total()), rate);
@@ -346,7 +328,10 @@ void LearningLoop::update_served(bool reset) {
 void LearningLoop::save_checkpoint() {
     if (options_.checkpoint.empty()) return;
     model::Checkpoint c = trainer_.checkpoint();
-    c.samples_seen = learner_.samples_seen();
+    {
+        std::lock_guard lock(mutex_);
+        c.samples_seen = status_.samples_seen;
+    }
     if (options_.served_average > 0)
         c.served.assign(served_.parameters().begin(), served_.parameters().end());
     const Status s = model::save_checkpoint(options_.checkpoint, c);
@@ -355,6 +340,122 @@ void LearningLoop::save_checkpoint() {
         ++(s ? status_.checkpoints : status_.checkpoint_failures);
     }
     if (!s && log_) log_("checkpoint failed: " + s.error().message);
+}
+
+// ---- Gossip thread. ----
+
+void LearningLoop::run_gossip() {
+    const gossip::Time start = now();
+    learner_.on_start(start, !resumed_);
+    if (log_)
+        log_(std::string(resumed_ ? "training resumed from the checkpoint at " : "training starts: ") +
+             std::to_string(learner_.samples_seen()) + " samples seen; " +
+             std::to_string(train_.size()) + " local examples, " + std::to_string(holdout_.size()) +
+             " held out" + (resumed_ ? "" : "; pulling the freshest peer model first"));
+    publish(start);
+    forward_actions();
+    publish_status();
+    std::deque<Event> events;
+    for (;;) {
+        std::optional<std::vector<gossip::PeerInfo>> peers;
+        std::uint64_t samples = 0;
+        gossip::Time t{};
+        {
+            std::unique_lock lock(mutex_);
+            gossip_wake_.wait_for(lock, kIdleWait, [this] {
+                return stop_ || !inbox_.empty() || peers_ || snapshot_ready_;
+            });
+            if (stop_) break;
+            events.swap(inbox_);
+            queued_models_ = 0;
+            peers.swap(peers_);
+            t = now();
+            if (snapshot_ready_) {
+                samples = std::exchange(snapshot_samples_, 0);
+                take_snapshot(lock, t);
+            }
+        }
+        if (peers) learner_.on_peers_changed(*peers, t);
+        if (samples > 0) learner_.on_local_samples(samples, t);
+        for (Event& e : events) handle(e, t);
+        events.clear();
+        learner_.on_tick(t);
+        forward_actions();
+        if (t >= next_publish_) publish(t);
+        publish_status();
+    }
+}
+
+void LearningLoop::take_snapshot(std::unique_lock<std::mutex>& lock, gossip::Time) {
+    (void)lock;  // held: the moves waiting are read as the trainer's copy is taken
+    handed_.swap(snapshot_);
+    snapshot_ready_ = false;
+    if (adopted_) return;  // the trainer is about to take the adopted model: the mirror holds it
+    const std::span<float> m = mirror_.parameters();
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = handed_[i];
+    if (moves_ready_)  // merged since the copy was made, not yet taken by the trainer
+        for (std::size_t i = 0; i < m.size(); ++i) m[i] += moves_[i];
+}
+
+void LearningLoop::handle(Event& e, gossip::Time t) {
+    switch (e.kind) {
+    case Event::Kind::model: {
+        const std::span<const float> m = mirror_.parameters();
+        before_.assign(m.begin(), m.end());
+        const gossip::Received outcome = learner_.on_model_bytes(e.from, e.bytes, t);
+        if (outcome == gossip::Received::refused) return;
+        {
+            std::lock_guard lock(mutex_);
+            if (outcome == gossip::Received::adopted || adopted_) {  // the whole model, again
+                moves_.assign(m.begin(), m.end());
+                adopted_ = true;
+                moves_ready_ = false;
+            } else if (moves_ready_) {
+                for (std::size_t i = 0; i < m.size(); ++i) moves_[i] += m[i] - before_[i];
+            } else {
+                moves_.resize(m.size());
+                for (std::size_t i = 0; i < m.size(); ++i) moves_[i] = m[i] - before_[i];
+                moves_ready_ = true;
+            }
+        }
+        training_wake_.notify_one();
+        if (outcome == gossip::Received::adopted && log_)
+            log_("caught up: adopted a peer's model with " +
+                 std::to_string(learner_.samples_seen()) + " samples seen");
+        return;
+    }
+    case Event::Kind::sent: learner_.on_send_finished(e.transfer, e.delivered, t); return;
+    case Event::Kind::request_failed: learner_.on_request_failed(e.transfer, t); return;
+    }
+}
+
+void LearningLoop::forward_actions() {
+    for (gossip::Action& a : learner_.take_actions())
+        if (actions_) actions_(std::move(a));
+}
+
+void LearningLoop::publish(gossip::Time t) {
+    next_publish_ = t + options_.publish_interval;
+    auto bytes = std::make_shared<const std::vector<std::uint8_t>>(
+        snapshot_encoder_.encode(learner_.header(), mirror_.parameters()));
+    std::lock_guard lock(mutex_);
+    status_.model_bytes = bytes->size();
+    published_ = std::move(bytes);
+}
+
+void LearningLoop::publish_status() {
+    const bool ready = learner_.ready_to_train();
+    bool woke = false;
+    {
+        std::lock_guard lock(mutex_);
+        status_.samples_seen = learner_.samples_seen();
+        status_.version = learner_.version();
+        status_.catching_up = !ready;
+        status_.learner = learner_.stats();
+        woke = ready && !learner_ready_;
+        learner_ready_ = ready;
+    }
+    if (woke) training_wake_.notify_one();
 }
 
 }  // namespace starling::runtime

@@ -1,12 +1,18 @@
 #pragma once
-// The node's training thread: trains on the local shard at the pace the device allows, runs the
-// gossip learner (node/gossip) between steps, evaluates, and checkpoints crash-safely, so the
-// network never blocks a step and a step never blocks the network.
+// The node's learning: a training thread trains on the local shard at the pace the device allows,
+// evaluates and checkpoints crash-safely; a gossip thread runs the learner (node/gossip), whose
+// encoding, decoding and merging would otherwise take the trainer's core. So the network never
+// blocks a step, and neither do the models it brings.
+//
+// The learner works on a mirror of the trained model: the training thread hands it a copy now
+// and then (the learner's rounds encode it), and takes back what each merge moved, adding it to
+// the model between two steps.
 //
 // Threading: the network thread calls the on_*() inputs, published_model() and status(); they
-// only touch bounded, mutex-protected queues and snapshots. Everything else (the model, the
-// trainer, the learner) belongs to the training thread. Outputs (the learner's actions, log
-// lines) leave through the callbacks given at creation, called on the training thread.
+// only touch bounded, mutex-protected queues and snapshots. The model, the trainer and the
+// served average belong to the training thread; the learner and the mirror to the gossip thread.
+// Outputs (the learner's actions, log lines) leave through the callbacks given at creation,
+// called on either thread.
 
 #include <chrono>
 #include <condition_variable>
@@ -39,10 +45,10 @@ inline constexpr std::size_t kMaxQueuedEvents = 256;
 // The held-out slice of the local shard each evaluation uses, and the test rows it uses.
 inline constexpr std::size_t kDefaultHoldoutRows = 1000;
 inline constexpr std::size_t kDefaultEvalTestRows = 2000;
-// Local progress reaches the learner at most this often, so a fast device on a small model does
-// not start rounds (each a connection and a handshake per peer) faster than links and the
-// peers' handshake rate limits take them: at most ~5 rounds a second.
-inline constexpr std::chrono::milliseconds kLearnerReportInterval{200};
+// Local progress (with a copy of the model) reaches the learner at most this often by default,
+// so a fast device on a small model does not start rounds (each a connection and a handshake per
+// peer) faster than links and the peers' handshake rate limits take them: ~5 rounds a second.
+inline constexpr std::chrono::milliseconds kDefaultReportInterval{200};
 inline constexpr float kDefaultServedAverage = 0.01f;
 // Where the node keeps its model in its state directory.
 inline constexpr const char* kModelCheckpointName = "model.ckpt";
@@ -68,6 +74,9 @@ struct LearningOptions {
     // devices hold different classes (the merges keep pulling each model back); costs a little
     // when data is alike. SGD only.
     bool momentum_follows_merges = false;
+    // How often the trainer hands the learner its progress and a copy of the model: the most
+    // rounds a second can start (a round also waits for learner.samples_per_round samples).
+    std::chrono::milliseconds report_interval = kDefaultReportInterval;
     std::size_t holdout_rows = kDefaultHoldoutRows;
     std::size_t eval_test_rows = kDefaultEvalTestRows;  // 0: the whole test set
     std::function<void()> on_thread_start;  // e.g. build the governor's pacer (lowers priority)
@@ -142,18 +151,29 @@ private:
     LearningLoop(const crypto::DeviceId& self, data::Dataset train, std::optional<data::Dataset> test,
                  LearningOptions options, const Clock& clock, std::function<void(std::string)> log,
                  LearnerActionSink actions);
-    void run();
-    void drain_inbox(gossip::Time now);
-    void forward_actions();
+    [[nodiscard]] gossip::Time now() const { return clock_.now(); }
+    void push_event(Event event);
+
+    // ---- Training thread. ----
+    void run_training();
+    // Adds what merges moved to the model (or takes the model the learner adopted); false when
+    // there was nothing.
+    bool take_moves(std::unique_lock<std::mutex>& lock);
     void train_one_step(gossip::Time now);
-    void publish(gossip::Time now);
+    void hand_over(std::uint64_t samples);  // progress and a copy of the model, to the learner
     void evaluate_now(gossip::Time now);
     void save_checkpoint();
     // The served model after a step (averaging) or after the trained one was replaced (reset).
     void update_served(bool reset);
     const model::Mlp& serving() const { return options_.served_average > 0 ? served_ : model_; }
-    [[nodiscard]] gossip::Time now() const { return clock_.now(); }
-    void push_event(Event event);
+
+    // ---- Gossip thread. ----
+    void run_gossip();
+    void take_snapshot(std::unique_lock<std::mutex>& lock, gossip::Time now);
+    void handle(Event& event, gossip::Time now);
+    void forward_actions();
+    void publish(gossip::Time now);
+    void publish_status();
 
     data::Dataset train_;
     data::Dataset holdout_;
@@ -163,18 +183,16 @@ private:
     std::function<void(std::string)> log_;
     LearnerActionSink actions_;
 
+    // Training thread.
     model::Mlp model_;
     model::Mlp served_;  // options_.served_average > 0: the running average of model_
-    std::vector<float> before_merge_;  // momentum_follows_merges: the model before a merge
+    std::vector<float> before_merge_;  // momentum_follows_merges: the model before a move
+    std::vector<float> move_;          // taken from the gossip thread
     model::Trainer trainer_;
-    gossip::GossipLearner learner_;
-    gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};
     model::Rng order_rng_;
     std::vector<std::uint32_t> order_;
     std::size_t order_at_ = 0;
     bool resumed_ = false;
-
-    gossip::Time next_publish_{};
     gossip::Time next_eval_{};
     gossip::Time next_checkpoint_{};
     gossip::Time rate_since_{};
@@ -182,16 +200,36 @@ private:
     std::uint64_t unreported_samples_ = 0;
     std::uint64_t rate_samples_ = 0;
 
+    // Gossip thread.
+    model::Mlp mirror_;              // the trainer's last copy, plus the merges' moves since
+    std::vector<float> before_;      // the mirror before a merge
+    std::vector<float> handed_;      // the trainer's copy, taken from the shared slot
+    gossip::GossipLearner learner_;  // on mirror_
+    gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};
+    gossip::Time next_publish_{};
+
     mutable std::mutex mutex_;  // guards everything below
-    std::condition_variable wake_;
+    std::condition_variable gossip_wake_;
+    std::condition_variable training_wake_;
     std::deque<Event> inbox_;
     std::size_t queued_models_ = 0;
     std::optional<std::vector<gossip::PeerInfo>> peers_;
+    // Trainer -> learner: samples trained since the last hand-over, and the model after them.
+    std::vector<float> snapshot_;
+    std::uint64_t snapshot_samples_ = 0;
+    bool snapshot_ready_ = false;
+    // Learner -> trainer: the sum of the merges' moves not yet taken, or (adopted_) the model
+    // the learner adopted, to replace the trained one.
+    std::vector<float> moves_;
+    bool moves_ready_ = false;
+    bool adopted_ = false;
+    bool learner_ready_ = false;  // the learner's ready_to_train()
     ModelBytes published_;
     LearningStatus status_;
     bool stop_ = false;
 
-    std::thread thread_;
+    std::thread gossip_thread_;
+    std::thread training_thread_;
 };
 
 }  // namespace starling::runtime

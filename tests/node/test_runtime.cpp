@@ -4,11 +4,18 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <variant>
 
 #include "crypto/cluster.hpp"
 #include "node/runtime/discovery.hpp"
 #include "node/runtime/discovery_wire.hpp"
+#include "node/gossip/model_wire.hpp"
+#include "node/model/checkpoint.hpp"
 #include "node/runtime/learning_loop.hpp"
 #include "node/runtime/peer_table.hpp"
 #include "node/runtime/state_dir.hpp"
@@ -273,4 +280,133 @@ TEST_CASE("a learning loop whose momentum follows merges needs SGD") {
             CHECK(loop.error().message.find("SGD") != std::string::npos);
         }
     }
+}
+
+namespace {
+
+// A learning loop on a tiny problem with a learning rate too small to move the model, so that
+// what the gossip thread merges or adopts is what the trained model holds afterwards.
+struct QuietLoop {
+    SystemClock clock;
+    starling::testing::TempDir dir{"learning-loop"};
+    std::mutex mutex;
+    std::vector<gossip::Action> actions;
+    std::unique_ptr<LearningLoop> loop;
+    const crypto::DeviceId self{1};
+    const crypto::DeviceId peer{2};
+
+    explicit QuietLoop(std::chrono::milliseconds pull_timeout) {
+        data::Dataset train;
+        train.features = 4;
+        train.classes = 2;
+        train.labels = {0, 1, 0, 1, 0, 1, 0, 1};
+        for (std::size_t i = 0; i < 32; ++i)
+            train.bytes.push_back(static_cast<std::uint8_t>(37 * i % 256));
+        LearningOptions options;
+        options.widths = {4, 3, 2};
+        options.train.batch = 2;
+        options.train.optimizer.learning_rate = 1e-7f;
+        options.holdout_rows = 0;
+        options.served_average = 0;
+        options.report_interval = std::chrono::milliseconds(0);
+        options.learner.samples_per_round = 4;
+        options.learner.fanout = 1;
+        options.learner.merge.weighting = gossip::Weighting::equal;
+        options.learner.pull_timeout = pull_timeout;
+        options.learner.pull_attempts = 1;
+        options.checkpoint = dir / "model.ckpt";
+        auto created = LearningLoop::create(self, train, std::nullopt, options, clock, {},
+                                            [this](gossip::Action a) {
+                                                std::lock_guard lock(mutex);
+                                                actions.push_back(std::move(a));
+                                            });
+        REQUIRE(created.ok());
+        loop = std::move(*created);
+        loop->on_peers({gossip::PeerInfo{peer, 100}});
+        loop->start();
+    }
+
+    // The first action of `kind`, waiting up to 10 s for it.
+    std::optional<gossip::Action> first(gossip::ActionKind kind) {
+        for (int i = 0; i < 1000; ++i) {
+            {
+                std::lock_guard lock(mutex);
+                for (const gossip::Action& a : actions)
+                    if (a.kind == kind) return a;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return std::nullopt;
+    }
+
+    bool wait_until(const std::function<bool(const LearningStatus&)>& done) {
+        for (int i = 0; i < 1000; ++i) {
+            if (done(loop->status())) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return false;
+    }
+
+    std::vector<std::uint8_t> message_from_peer(std::vector<float> parameters) {
+        gossip::ModelMessage header;
+        header.origin = peer;
+        header.version = 1;
+        header.samples_seen = 100;
+        header.widths = {4, 3, 2};
+        gossip::ModelEncoder encoder(gossip::Encoding::fp32);
+        return encoder.encode(header, parameters);
+    }
+
+    // Stops the loop and reads back the trained weights from its last checkpoint.
+    std::vector<float> trained() {
+        loop->stop();
+        Result<model::Checkpoint> c = model::load_checkpoint(dir / "model.ckpt");
+        REQUIRE(c.ok());
+        return c->parameters;
+    }
+};
+
+std::vector<float> sent_parameters(const gossip::Action& action) {
+    const std::vector<std::uint32_t> widths{4, 3, 2};
+    gossip::DecodeResult r = gossip::decode_model(*action.bytes, widths);
+    REQUIRE(std::holds_alternative<gossip::ModelMessage>(r));
+    return std::get<gossip::ModelMessage>(r).parameters;
+}
+
+}  // namespace
+
+TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry it") {
+    QuietLoop q(std::chrono::milliseconds(20));  // the pull goes unanswered: train alone
+    const std::optional<gossip::Action> round = q.first(gossip::ActionKind::send_model);
+    REQUIRE(round.has_value());
+    CHECK(round->peer == q.peer);
+    const std::vector<float> sent = sent_parameters(*round);
+    std::vector<float> theirs = sent;
+    for (float& v : theirs) v += 0.1f;
+    q.loop->on_model_bytes(q.peer, q.message_from_peer(theirs));
+    REQUIRE(q.wait_until([](const LearningStatus& s) { return s.learner.models_merged == 1; }));
+    const std::uint64_t steps = q.loop->status().steps;
+    REQUIRE(q.wait_until([&](const LearningStatus& s) { return s.steps > steps + 10; }));
+    const std::vector<float> trained = q.trained();
+    REQUIRE(trained.size() == sent.size());
+    // Equal weights: half way to theirs, the model's own training (at lr 1e-7) all but nil.
+    for (std::size_t i = 0; i < trained.size(); ++i)
+        CHECK(trained[i] == doctest::Approx(sent[i] + 0.05f).epsilon(1e-3));
+}
+
+TEST_CASE("a model the gossip thread adopts while catching up replaces the trained one") {
+    QuietLoop q(std::chrono::seconds(30));  // answered in time: adopted
+    const std::optional<gossip::Action> pull = q.first(gossip::ActionKind::request_model);
+    REQUIRE(pull.has_value());
+    CHECK(q.loop->status().catching_up);
+    CHECK(q.loop->status().steps == 0);  // nothing is trained before the pull is answered
+    std::vector<float> theirs(4 * 3 + 3 + 3 * 2 + 2);
+    for (std::size_t i = 0; i < theirs.size(); ++i) theirs[i] = 0.01f * static_cast<float>(i);
+    q.loop->on_model_bytes(q.peer, q.message_from_peer(theirs));
+    REQUIRE(q.wait_until([](const LearningStatus& s) { return s.learner.models_adopted == 1; }));
+    REQUIRE(q.wait_until([](const LearningStatus& s) { return s.steps > 10; }));
+    const std::vector<float> trained = q.trained();
+    REQUIRE(trained.size() == theirs.size());
+    for (std::size_t i = 0; i < trained.size(); ++i)
+        CHECK(trained[i] == doctest::Approx(theirs[i]).epsilon(1e-3));
 }
