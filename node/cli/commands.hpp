@@ -106,7 +106,8 @@ struct NodeArgs {
     std::string model = "mlp";
     std::string encoding = "int8";  // 0.25x the bytes of fp32 at no measured accuracy cost
     std::uint32_t fanout = 2;
-    std::uint32_t round_samples = 600;  // local samples between rounds (at most 5 rounds a second)
+    std::uint32_t round_samples = 600;  // local samples between rounds
+    std::uint32_t round_interval_ms = 200;  // and at least this long (each round: a handshake a peer)
     std::string merge_momentum = "keep";  // "follow": quasi-global momentum (non-IID clusters)
     bool wait_for_link = false;  // a round due with sends still in flight holds training
     std::uint32_t checkpoint_interval_s = 30;
@@ -125,6 +126,7 @@ inline constexpr std::uint32_t kMaxHistoryIntervalS = 3600;
 inline constexpr std::uint32_t kMaxTestDelayMs = 10'000;
 inline constexpr std::uint32_t kMaxNodeFanout = 16;
 inline constexpr std::uint32_t kMaxRoundSamples = 1'000'000;
+inline constexpr std::uint32_t kMaxRoundIntervalMs = 60'000;
 inline constexpr std::uint32_t kMaxTrainingIntervalS = 3600;
 
 // `revoke --state DIR FILE`: hands a revocation file (`cluster revoke`) to a running node,

@@ -180,9 +180,14 @@ void add_node(CLI::App& app) {
         ->check(CLI::Range(1u, kMaxNodeFanout))
         ->capture_default_str();
     node->add_option("--round-samples", a->round_samples,
-                     "Local samples trained between two rounds (fewer: devices agree more often; "
-                     "rounds are at most five a second)")
+                     "Local samples trained between two rounds (fewer: devices agree more often)")
         ->check(CLI::Range(1u, kMaxRoundSamples))
+        ->capture_default_str();
+    node->add_option("--round-interval", a->round_interval_ms,
+                     "Milliseconds at least between two rounds (each opens a stream, with a "
+                     "handshake, to every peer it sends to; peers admit 20 a second from one "
+                     "device)")
+        ->check(CLI::Range(0u, kMaxRoundIntervalMs))
         ->capture_default_str();
     node->add_option("--merge-momentum", a->merge_momentum,
                      "keep: momentum from the device's own gradients; follow: merges join it too "

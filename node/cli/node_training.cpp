@@ -131,6 +131,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.learner.encoding = encoding;
     options.learner.fanout = a.fanout;
     options.learner.samples_per_round = a.round_samples;
+    options.report_interval = std::chrono::milliseconds(a.round_interval_ms);
     options.learner.wait_for_link = a.wait_for_link;
     options.momentum_follows_merges = a.merge_momentum == "follow";
     options.learner.max_concurrent_sends = static_cast<std::uint32_t>(runtime::kDefaultMaxOutgoingTransfers);

@@ -59,6 +59,8 @@ cmp -s "$work/m.ckpt" "$work/good.ckpt" || fail "a refused run touched the check
 [ "$(code "$bin" train --data "$work/src" --simd avx9)" = 2 ] || fail "bad --simd accepted"
 [ "$(code "$bin" node --round-samples 0)" = 2 ] || fail "--round-samples 0 accepted"
 grep -q 'round-samples' "$work/err" || fail "--round-samples message: $(cat "$work/err")"
+[ "$(code "$bin" node --round-interval 60001)" = 2 ] || fail "--round-interval 60001 accepted"
+grep -q 'round-interval' "$work/err" || fail "--round-interval message: $(cat "$work/err")"
 [ "$(code "$bin" nonsense)" = 2 ] || fail "unknown subcommand exit code"
 
 echo "cli: split, train, resume, eval and refusals behave"

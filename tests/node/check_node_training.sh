@@ -49,10 +49,10 @@ name() { printf 'n%03d' "$1"; }
 # The governor stays on, with limits no busy test machine trips.
 governor=(--cpu-budget 100 --psi-cpu 100 --psi-memory 100 --psi-io 100 --busy-cpu 100)
 # Even nodes wait for the link (a round due with sends in flight holds training) and start a
-# round every 64 samples: the same floor.
+# round every 64 samples, up to 50 a second: the same floor.
 start() {
   local i="$1" wait=()
-  ((i % 2 == 0)) && wait=(--wait-for-link --round-samples 64)
+  ((i % 2 == 0)) && wait=(--wait-for-link --round-samples 64 --round-interval 20)
   "$bin" node --bundle "b/$(name "$i").bundle" --state "s$i" --listen "$(addr "$i")" \
     --interface none --seed "$(addr 1)" --seed "$(addr 2)" \
     --data "shards/node-$(printf '%03d' $((i - 1)))" --test shards/test --model 8-32-4 \
