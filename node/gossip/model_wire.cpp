@@ -198,7 +198,7 @@ void quantise_blocks(std::span<const float> values, std::uint32_t block, float l
         const float scale = top / levels;
         scales[b] = scale;
         const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
-        float k[kMaxBlockValues];  // the levels, whole numbers; stored apart so both loops vectorise
+        float k[kMaxBlockValues];  // the levels (whole numbers), apart so both loops vectorise
         for (std::size_t i = begin; i < end; ++i) {
             k[i - begin] = round_even(std::clamp(values[i] * inverse, -levels, levels));
             decoded[i] = k[i - begin] * scale;

@@ -101,4 +101,18 @@ void follow_average(std::span<float> average, std::span<const float> current,
     for (std::size_t i = 0; i < n; ++i) average[i] += share * (current[i] - average[i]);
 }
 
+void record_move(std::span<float> move, std::span<const float> after,
+                 std::span<const float> before, bool accumulate) noexcept {
+    const std::size_t n = std::min({move.size(), after.size(), before.size()});
+    if (accumulate)
+        for (std::size_t i = 0; i < n; ++i) move[i] += after[i] - before[i];
+    else
+        for (std::size_t i = 0; i < n; ++i) move[i] = after[i] - before[i];
+}
+
+void add_move(std::span<float> parameters, std::span<const float> move) noexcept {
+    const std::size_t n = std::min(parameters.size(), move.size());
+    for (std::size_t i = 0; i < n; ++i) parameters[i] += move[i];
+}
+
 }  // namespace starling::model

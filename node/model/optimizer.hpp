@@ -65,4 +65,12 @@ private:
 void follow_average(std::span<float> average, std::span<const float> current,
                     float share) noexcept;
 
+// Moves between two copies of a model (a merge on the gossip thread, added to the trained model
+// on the training thread); here, built for speed, since each is a pass over the whole model.
+// `move` becomes after - before, or (accumulate) has it added.
+void record_move(std::span<float> move, std::span<const float> after,
+                 std::span<const float> before, bool accumulate) noexcept;
+// `parameters` += `move`.
+void add_move(std::span<float> parameters, std::span<const float> move) noexcept;
+
 }  // namespace starling::model

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "node/model/checkpoint.hpp"
+#include "node/model/optimizer.hpp"
 
 namespace starling::runtime {
 namespace {
@@ -230,7 +231,7 @@ bool LearningLoop::take_moves(std::unique_lock<std::mutex>& lock) {
         update_served(true);  // nothing of the old model is worth serving
     } else {
         if (options_.momentum_follows_merges) before_merge_.assign(w.begin(), w.end());
-        for (std::size_t i = 0; i < w.size(); ++i) w[i] += move_[i];
+        model::add_move(w, move_);
         if (options_.momentum_follows_merges)
             (void)trainer_.follow_move(before_merge_);  // SGD, checked at create()
     }
@@ -348,7 +349,8 @@ void LearningLoop::run_gossip() {
     const gossip::Time start = now();
     learner_.on_start(start, !resumed_);
     if (log_)
-        log_(std::string(resumed_ ? "training resumed from the checkpoint at " : "training starts: ") +
+        log_(std::string(resumed_ ? "training resumed from the checkpoint at "
+                                  : "training starts: ") +
              std::to_string(learner_.samples_seen()) + " samples seen; " +
              std::to_string(train_.size()) + " local examples, " + std::to_string(holdout_.size()) +
              " held out" + (resumed_ ? "" : "; pulling the freshest peer model first"));
@@ -392,9 +394,8 @@ void LearningLoop::take_snapshot(std::unique_lock<std::mutex>& lock, gossip::Tim
     snapshot_ready_ = false;
     if (adopted_) return;  // the trainer is about to take the adopted model: the mirror holds it
     const std::span<float> m = mirror_.parameters();
-    for (std::size_t i = 0; i < m.size(); ++i) m[i] = handed_[i];
-    if (moves_ready_)  // merged since the copy was made, not yet taken by the trainer
-        for (std::size_t i = 0; i < m.size(); ++i) m[i] += moves_[i];
+    std::ranges::copy(handed_, m.begin());
+    if (moves_ready_) model::add_move(m, moves_);  // merged since the copy, not yet taken
 }
 
 void LearningLoop::handle(Event& e, gossip::Time t) {
@@ -410,11 +411,9 @@ void LearningLoop::handle(Event& e, gossip::Time t) {
                 moves_.assign(m.begin(), m.end());
                 adopted_ = true;
                 moves_ready_ = false;
-            } else if (moves_ready_) {
-                for (std::size_t i = 0; i < m.size(); ++i) moves_[i] += m[i] - before_[i];
             } else {
                 moves_.resize(m.size());
-                for (std::size_t i = 0; i < m.size(); ++i) moves_[i] = m[i] - before_[i];
+                model::record_move(moves_, m, before_, /*accumulate=*/moves_ready_);
                 moves_ready_ = true;
             }
         }

@@ -2,7 +2,8 @@
 // default MLP (784-256-128-10, 235,146 parameters): the message size, the time to encode one
 // (with error feedback, as a learner does) and to decode one (the lattice resolving against a
 // receiver whose values are within 0.01 of the sender's, as in a cluster that agrees), and the
-// time one merge takes. A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time well under
+// time one merge takes, and what handing models between a node's training and gossip threads
+// costs. A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time well under
 // that keeps the link, not the CPU, the limit.
 //
 //   bench_gossip [--runs N]      (default 7; each figure is the median run)
@@ -21,6 +22,7 @@
 #include "node/gossip/merge.hpp"
 #include "node/gossip/model_wire.hpp"
 #include "node/model/mlp.hpp"
+#include "node/model/optimizer.hpp"
 #include "node/model/rng.hpp"
 #include "tools/bench/median_time.hpp"
 
@@ -100,5 +102,22 @@ int main(int argc, char** argv) {
         (void)merger.merge(g::LocalModel{local, 1000, 1.0}, incoming);
     });
     std::printf("merge (samples-seen weights, distance and norm checks): %.3f ms\n", merge_s * 1e3);
+
+    // What a node's training thread pays when a gossip thread does the above (simulator:
+    // handoff_per_send, handoff_per_receive): a copy of the model for each round, and adding a
+    // merge's move; the gossip thread records that move.
+    std::vector<float> trained = sender;
+    std::vector<float> copy(trained.size());
+    std::vector<float> move(trained.size(), 1e-6f);
+    const double copy_s = median_seconds(runs, 20, [&] {
+        std::copy(trained.begin(), trained.end(), copy.begin());
+        trained[0] += 1e-9f;
+    });
+    const double add_s = median_seconds(runs, 20, [&] { m::add_move(trained, move); });
+    const double record_s = median_seconds(runs, 20, [&] {
+        m::record_move(move, receiver, copy, /*accumulate=*/true);
+    });
+    std::printf("hand-offs: a copy of the model %.3f ms, adding a move %.3f ms; recording a move "
+                "%.3f ms\n", copy_s * 1e3, add_s * 1e3, record_s * 1e3);
     return 0;
 }
