@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <numbers>
 #include <numeric>
+#include <optional>
 #include <queue>
+#include <utility>
 
 #include "node/model/mlp.hpp"
 #include "node/model/optimizer.hpp"
@@ -42,6 +45,34 @@ std::uint32_t device_index(const gossip::DeviceId& id) {
     return index;
 }
 
+enum class EventKind : std::uint8_t { step, tick, deliver, gossip_done, request, request_failed,
+                                      send_failed, consensus, scenario, eval };
+
+// Received models a device's gossip thread holds before it drops more: the node's inbox
+// (runtime::kMaxQueuedModels).
+constexpr std::uint32_t kGossipInbox = 8;
+
+struct Event {
+    double at = 0;
+    std::uint64_t seq = 0;
+    EventKind kind = EventKind::step;
+    std::uint32_t node = 0;       // the device it happens to
+    std::uint32_t generation = 0; // of `node` when scheduled
+    std::uint32_t from = 0;       // deliver / request: the sender
+    std::uint32_t from_generation = 0;
+    std::uint64_t transfer = 0;
+    std::shared_ptr<const std::vector<std::uint8_t>> bytes = nullptr;
+    std::size_t scenario_index = 0;
+};
+
+// A transfer waiting for its round's model to be encoded on the gossip thread.
+struct PendingSend {
+    const void* round = nullptr;  // the learner's message: one encoding for a round's peers
+    std::uint32_t peer = 0;
+    std::uint64_t transfer = 0;
+    std::shared_ptr<const std::vector<std::uint8_t>> bytes;
+};
+
 struct Device {
     std::uint32_t index = 0;
     double speed = 1.0;
@@ -67,32 +98,16 @@ struct Device {
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
-    // scenario.gossip_thread: when that thread is next idle, the received models waiting for it,
-    // and its busy seconds over the run.
-    double gossip_free = 0;
-    std::uint32_t gossip_waiting = 0;
+    // scenario.gossip_thread: the received models waiting for that thread, the rounds waiting
+    // for it to encode them (it takes those first, as the node's thread takes the trainer's copy
+    // before the models that came in), its job at hand, and its busy seconds over the run.
+    std::deque<Event> gossip_inbox;
+    std::vector<PendingSend> gossip_sends;
+    std::vector<PendingSend> job_sends;
+    std::optional<Event> job_model;
+    bool gossip_working = false;
     double gossip_busy = 0;
     gossip::LearnerStats retired;       // stats of learners lost to crashes
-};
-
-enum class EventKind : std::uint8_t { step, tick, deliver, merge, request, request_failed,
-                                      send_failed, consensus, scenario, eval };
-
-// Received models a device's gossip thread holds before it drops more: the node's inbox
-// (runtime::kMaxQueuedModels).
-constexpr std::uint32_t kGossipInbox = 8;
-
-struct Event {
-    double at = 0;
-    std::uint64_t seq = 0;
-    EventKind kind = EventKind::step;
-    std::uint32_t node = 0;       // the device it happens to
-    std::uint32_t generation = 0; // of `node` when scheduled
-    std::uint32_t from = 0;       // deliver / request: the sender
-    std::uint32_t from_generation = 0;
-    std::uint64_t transfer = 0;
-    std::shared_ptr<const std::vector<std::uint8_t>> bytes = nullptr;
-    std::size_t scenario_index = 0;
 };
 
 struct Later {
@@ -202,8 +217,11 @@ private:
         d.alive = true;
         d.finished = d.trained >= d.horizon && sc_.run_seconds <= 0;
         d.consensus_done = 0;
-        d.gossip_free = now_;
-        d.gossip_waiting = 0;
+        d.gossip_inbox.clear();
+        d.gossip_sends.clear();
+        d.job_sends.clear();
+        d.job_model.reset();
+        d.gossip_working = false;
         d.step_scheduled = false;
         d.tick_at = Time::max();
         d.learner->on_start(to_time(now_), catch_up);
@@ -235,22 +253,20 @@ private:
     void service(Device& d) {
         if (!d.alive) return;
         const std::vector<std::uint8_t>* encoded = nullptr;  // a round's peers share one message
-        double ready = now_;  // when that message is encoded
         for (gossip::Action& a : d.learner->take_actions()) {
             Device& peer = devices_[device_index(a.peer)];
             if (a.kind == gossip::ActionKind::send_model) {
-                if (a.bytes.get() != encoded) {
-                    encoded = a.bytes.get();
-                    if (sc_.gossip_thread) {  // the copy here, the encoding there
-                        d.cpu_debt += sc_.handoff_per_send / d.speed;
-                        ready = gossip_work(d, sc_.cpu_per_send);
-                    } else {
-                        d.cpu_debt += sc_.cpu_per_send / d.speed;
-                    }
-                }
+                const bool new_round = a.bytes.get() != encoded;
+                encoded = a.bytes.get();
                 auto bytes = a.bytes;
                 if (is_adversary(d.index)) bytes = garbage(d);
-                transfer(d, peer, a.transfer, std::move(bytes), ready);
+                if (!sc_.gossip_thread) {
+                    if (new_round) d.cpu_debt += sc_.cpu_per_send / d.speed;
+                    transfer(d, peer, a.transfer, std::move(bytes));
+                } else {  // the copy here, the encoding on the gossip thread
+                    if (new_round) d.cpu_debt += sc_.handoff_per_send / d.speed;
+                    d.gossip_sends.push_back({encoded, peer.index, a.transfer, std::move(bytes)});
+                }
             } else {
                 if (reachable(d, peer)) {
                     push(Event{.at = now_ + sc_.latency_seconds, .kind = EventKind::request,
@@ -264,6 +280,7 @@ private:
                 }
             }
         }
+        start_gossip_job(d);
         const Time wake = d.learner->next_wakeup();
         if (wake != Time::max() && wake != d.tick_at) {
             d.tick_at = wake;
@@ -279,17 +296,47 @@ private:
         }
     }
 
-    // `seconds` of work at speed 1.0 queued on d's gossip thread; returns when it is done.
-    double gossip_work(Device& d, double seconds) {
-        const double busy = seconds / d.speed;
-        d.gossip_free = std::max(now_, d.gossip_free) + busy;
-        d.gossip_busy += busy;
-        return d.gossip_free;
+    // An idle gossip thread takes its next job: a round's model to encode, else the oldest
+    // received model to decode and merge.
+    void start_gossip_job(Device& d) {
+        if (!sc_.gossip_thread || d.gossip_working || !d.alive) return;
+        double seconds = 0;
+        if (!d.gossip_sends.empty()) {
+            const void* round = d.gossip_sends.front().round;
+            const auto end = std::ranges::find_if(
+                d.gossip_sends, [round](const PendingSend& p) { return p.round != round; });
+            d.job_sends.assign(std::make_move_iterator(d.gossip_sends.begin()),
+                               std::make_move_iterator(end));
+            d.gossip_sends.erase(d.gossip_sends.begin(), end);
+            seconds = sc_.cpu_per_send;
+        } else if (!d.gossip_inbox.empty()) {
+            d.job_model = std::move(d.gossip_inbox.front());
+            d.gossip_inbox.pop_front();
+            seconds = sc_.cpu_per_receive;
+        } else {
+            return;
+        }
+        d.gossip_working = true;
+        d.gossip_busy += seconds / d.speed;
+        push(Event{.at = now_ + seconds / d.speed, .kind = EventKind::gossip_done, .node = d.index,
+                   .generation = d.generation});
     }
 
-    // `bytes` leave `from` for `to` once encoded, at `ready`.
+    // The gossip thread finished its job: a round's transfers leave, or a model is merged.
+    void gossip_done(Device& d) {
+        d.gossip_working = false;
+        for (PendingSend& p : std::exchange(d.job_sends, {}))
+            transfer(d, devices_[p.peer], p.transfer, std::move(p.bytes));
+        if (d.job_model) {
+            Event e = std::move(*d.job_model);
+            d.job_model.reset();
+            merge(d, e);  // services d, which starts the next job
+        }
+        start_gossip_job(d);
+    }
+
     void transfer(Device& from, Device& to, std::uint64_t id,
-                  std::shared_ptr<const std::vector<std::uint8_t>> bytes, double ready) {
+                  std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
         if (!reachable(from, to)) {
             push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
                        .kind = EventKind::send_failed, .node = from.index,
@@ -300,7 +347,7 @@ private:
         // which queues it for the receiver's downlink (also one at a time). A busy receiver
         // delays the arrival, not the sender's other transfers.
         const double seconds = static_cast<double>(bytes->size()) / sc_.bandwidth_bytes_per_second;
-        const double up_start = std::max(ready, from.up_free);
+        const double up_start = std::max(now_, from.up_free);
         from.up_free = up_start + seconds;
         const double down_start = std::max(up_start, to.down_free);
         to.down_free = down_start + seconds;
@@ -389,14 +436,11 @@ private:
         const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
         if (ok && !sc_.gossip_thread) {
             merge(d, e);
-        } else if (ok && d.gossip_waiting >= kGossipInbox) {
+        } else if (ok && d.gossip_inbox.size() >= kGossipInbox) {
             ++report_.models_dropped;
         } else if (ok) {
-            ++d.gossip_waiting;
-            Event later = e;
-            later.at = gossip_work(d, sc_.cpu_per_receive);
-            later.kind = EventKind::merge;
-            push(std::move(later));
+            d.gossip_inbox.push_back(e);
+            start_gossip_job(d);
         }
         if (sender_same) {
             from.learner->on_send_finished(e.transfer, ok, to_time(now_));
@@ -449,11 +493,8 @@ private:
         case EventKind::deliver:
             receive(d, e);
             return;
-        case EventKind::merge:
-            if (d.alive && d.generation == e.generation) {
-                --d.gossip_waiting;
-                merge(d, e);
-            }
+        case EventKind::gossip_done:
+            if (d.alive && d.generation == e.generation) gossip_done(d);
             return;
         case EventKind::request: {
             // The pull request reached the peer: it queues an answer like any send.
