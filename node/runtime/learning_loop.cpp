@@ -377,10 +377,12 @@ void LearningLoop::run_gossip() {
                 take_snapshot(lock, t);
             }
         }
+        // What came in first, then the round the trainer's copy is due for: the round carries
+        // every model merged before it, and a thread that falls behind merges before it sends.
         if (peers) learner_.on_peers_changed(*peers, t);
-        if (samples > 0) learner_.on_local_samples(samples, t);
         for (Event& e : events) handle(e, t);
         events.clear();
+        if (samples > 0) learner_.on_local_samples(samples, t);
         learner_.on_tick(t);
         forward_actions();
         if (t >= next_publish_) publish(t);

@@ -99,8 +99,9 @@ struct Device {
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
     // scenario.gossip_thread: the received models waiting for that thread, the rounds waiting
-    // for it to encode them (it takes those first, as the node's thread takes the trainer's copy
-    // before the models that came in), its job at hand, and its busy seconds over the run.
+    // for it to encode them (it takes the models first, as the node's thread merges what came in
+    // before it starts the round the trainer's copy is due for), its job at hand, and its busy
+    // seconds over the run.
     std::deque<Event> gossip_inbox;
     std::vector<PendingSend> gossip_sends;
     std::vector<PendingSend> job_sends;
@@ -296,12 +297,17 @@ private:
         }
     }
 
-    // An idle gossip thread takes its next job: a round's model to encode, else the oldest
-    // received model to decode and merge.
+    // An idle gossip thread takes its next job: the oldest received model to decode and merge,
+    // else a round's model to encode. A thread that falls behind so holds rounds back, and the
+    // learner skips those that come due while its link budget is taken by the waiting ones.
     void start_gossip_job(Device& d) {
         if (!sc_.gossip_thread || d.gossip_working || !d.alive) return;
         double seconds = 0;
-        if (!d.gossip_sends.empty()) {
+        if (!d.gossip_inbox.empty()) {
+            d.job_model = std::move(d.gossip_inbox.front());
+            d.gossip_inbox.pop_front();
+            seconds = sc_.cpu_per_receive;
+        } else if (!d.gossip_sends.empty()) {
             const void* round = d.gossip_sends.front().round;
             const auto end = std::ranges::find_if(
                 d.gossip_sends, [round](const PendingSend& p) { return p.round != round; });
@@ -309,10 +315,6 @@ private:
                                std::make_move_iterator(end));
             d.gossip_sends.erase(d.gossip_sends.begin(), end);
             seconds = sc_.cpu_per_send;
-        } else if (!d.gossip_inbox.empty()) {
-            d.job_model = std::move(d.gossip_inbox.front());
-            d.gossip_inbox.pop_front();
-            seconds = sc_.cpu_per_receive;
         } else {
             return;
         }
