@@ -356,7 +356,7 @@ void LearningLoop::run_gossip() {
              " held out" + (resumed_ ? "" : "; pulling the freshest peer model first"));
     publish(start);
     forward_actions();
-    publish_status();
+    publish_status(start);
     std::deque<Event> events;
     for (;;) {
         std::optional<std::vector<gossip::PeerInfo>> peers;
@@ -386,7 +386,7 @@ void LearningLoop::run_gossip() {
         learner_.on_tick(t);
         forward_actions();
         if (t >= next_publish_) publish(t);
-        publish_status();
+        publish_status(t);
     }
 }
 
@@ -444,11 +444,13 @@ void LearningLoop::publish(gossip::Time t) {
     published_ = std::move(bytes);
 }
 
-void LearningLoop::publish_status() {
+void LearningLoop::publish_status(gossip::Time busy_since) {
     const bool ready = learner_.ready_to_train();
+    const gossip::Time busy = now() - busy_since;
     bool woke = false;
     {
         std::lock_guard lock(mutex_);
+        status_.gossip_busy_seconds += static_cast<double>(busy.count()) / 1e6;
         status_.samples_seen = learner_.samples_seen();
         status_.version = learner_.version();
         status_.catching_up = !ready;

@@ -106,6 +106,9 @@ struct LearningStatus {
     std::uint64_t models_dropped = 0;  // inbox full
     std::uint64_t events_dropped = 0;
     std::size_t model_bytes = 0;  // of the published snapshot
+    // Time the gossip thread spent at work (decoding, merging, encoding rounds): its rate is the
+    // share of a core it takes; near 1, models wait and the inbox overflows.
+    double gossip_busy_seconds = 0.0;
     gossip::LearnerStats learner;
 };
 
@@ -173,7 +176,7 @@ private:
     void handle(Event& event, gossip::Time now);
     void forward_actions();
     void publish(gossip::Time now);
-    void publish_status();
+    void publish_status(gossip::Time busy_since);
 
     data::Dataset train_;
     data::Dataset holdout_;

@@ -234,7 +234,8 @@ std::string ModelExchange::stats_text() const {
         << "\nlearner_lost_pulls " << s.learner.lost_pulls
         << "\nlearner_pulls_sent " << s.learner.pulls_sent
         << "\nlearner_pulls_failed " << s.learner.pulls_failed << "\nconsensus_distance "
-        << fixed(s.learner.consensus_distance) << '\n';
+        << fixed(s.learner.consensus_distance) << "\ngossip_thread_busy_seconds "
+        << fixed(s.gossip_busy_seconds, "%.3f") << '\n';
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i)
         out << "model_refused_" << gossip::to_string(static_cast<gossip::Refusal>(i)) << ' '
             << s.learner.refused[i] << '\n';

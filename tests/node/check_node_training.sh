@@ -85,6 +85,8 @@ for i in 1 2 3 4; do
   counter_positive "$i" learner_models_merged || fail "n$i merged no model"
   [[ "$(stat_of "$i" transfer_in_failed_handshake)" == 0 ]] || fail "n$i refused a handshake"
   [[ -n "$(stat_of "$i" learner_rounds_waited)" ]] || fail "n$i reports no learner_rounds_waited"
+  busy="$(stat_of "$i" gossip_thread_busy_seconds)"
+  awk -v b="$busy" 'BEGIN { exit !(b > 0) }' || fail "n$i gossip thread busy '$busy' seconds"
 done
 logged 2 "waits for the link" || fail "n002 does not say it waits for the link"
 wait_for 60 "a checkpoint on n003" test -s s3/model.ckpt
