@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstdio>
 #include <numeric>
 #include <utility>
@@ -374,7 +375,7 @@ void LearningLoop::run_gossip() {
             t = now();
             if (snapshot_ready_) {
                 samples = std::exchange(snapshot_samples_, 0);
-                take_snapshot(lock, t);
+                take_snapshot(lock);
             }
         }
         // What came in first, then the round the trainer's copy is due for: the round carries
@@ -390,8 +391,9 @@ void LearningLoop::run_gossip() {
     }
 }
 
-void LearningLoop::take_snapshot(std::unique_lock<std::mutex>& lock, gossip::Time) {
-    (void)lock;  // held: the moves waiting are read as the trainer's copy is taken
+void LearningLoop::take_snapshot(const std::unique_lock<std::mutex>& lock) {
+    assert(lock.owns_lock());  // the moves waiting are read as the trainer's copy is taken
+    (void)lock;
     handed_.swap(snapshot_);
     snapshot_ready_ = false;
     if (adopted_) return;  // the trainer is about to take the adopted model: the mirror holds it

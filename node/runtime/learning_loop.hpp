@@ -172,7 +172,8 @@ private:
 
     // ---- Gossip thread. ----
     void run_gossip();
-    void take_snapshot(std::unique_lock<std::mutex>& lock, gossip::Time now);
+    // The trainer's copy, plus the moves it does not hold yet, becomes the mirror.
+    void take_snapshot(const std::unique_lock<std::mutex>& lock);
     void handle(Event& event, gossip::Time now);
     void forward_actions();
     void publish(gossip::Time now);
