@@ -186,7 +186,7 @@ void add_node(CLI::App& app) {
     node->add_option("--round-interval", a->round_interval_ms,
                      "Milliseconds at least between two rounds (each opens a stream, with a "
                      "handshake, to every peer it sends to; peers admit 20 a second from one "
-                     "device)")
+                     "device, and the node keeps its rounds within half of that by itself)")
         ->check(CLI::Range(0u, kMaxRoundIntervalMs))
         ->capture_default_str();
     node->add_option("--merge-momentum", a->merge_momentum,

@@ -13,6 +13,7 @@
 
 #include "node/model/checkpoint.hpp"
 #include "node/model/optimizer.hpp"
+#include "protocol/limits.hpp"
 
 namespace starling::runtime {
 namespace {
@@ -42,6 +43,18 @@ std::string percent(const std::optional<Evaluated>& e) {
 }
 
 }  // namespace
+
+std::chrono::milliseconds round_interval_within_budget(std::chrono::milliseconds configured,
+                                                       std::uint32_t fanout,
+                                                       std::size_t peers) noexcept {
+    if (peers == 0 || fanout == 0) return configured;
+    // Handshakes a second each peer sees from us: rounds a second x fanout / peers.
+    const std::uint64_t budget = std::uint64_t{limits::kHandshakesPerSecondPerSource} / 2;
+    const auto least = std::chrono::milliseconds(
+        (std::uint64_t{1000} * std::min<std::uint64_t>(fanout, peers) + budget * peers - 1) /
+        (budget * peers));
+    return std::max(configured, least);
+}
 
 LearningLoop::LearningLoop(const crypto::DeviceId& self, data::Dataset train,
                            std::optional<data::Dataset> test, LearningOptions options,
@@ -173,6 +186,7 @@ void LearningLoop::on_request_failed(std::uint64_t transfer) {
 void LearningLoop::on_peers(std::vector<gossip::PeerInfo> peers) {
     {
         std::lock_guard lock(mutex_);
+        peer_count_ = peers.size();
         peers_ = std::move(peers);
     }
     gossip_wake_.notify_one();
@@ -255,8 +269,9 @@ void LearningLoop::train_one_step(gossip::Time t) {
     // A copy costs a pass over the model: one per round is enough (the learner starts a round
     // every samples_per_round), and at most one per report interval.
     if (t >= next_report_ && unreported_samples_ >= options_.learner.samples_per_round) {
-        next_report_ = t + options_.report_interval;
-        hand_over(std::exchange(unreported_samples_, 0));
+        const std::size_t peers = hand_over(std::exchange(unreported_samples_, 0));
+        next_report_ = t + round_interval_within_budget(options_.report_interval,
+                                                        options_.learner.fanout, peers);
     }
     if (t >= next_eval_) evaluate_now(t);
     if (t >= next_checkpoint_) {
@@ -268,15 +283,18 @@ void LearningLoop::train_one_step(gossip::Time t) {
     status_.local_samples += n;
 }
 
-void LearningLoop::hand_over(std::uint64_t samples) {
+std::size_t LearningLoop::hand_over(std::uint64_t samples) {
+    std::size_t peers = 0;
     {
         std::lock_guard lock(mutex_);
         const std::span<const float> w = model_.parameters();
         snapshot_.assign(w.begin(), w.end());
         snapshot_samples_ += samples;
         snapshot_ready_ = true;
+        peers = peer_count_;
     }
     gossip_wake_.notify_one();
+    return peers;
 }
 
 void LearningLoop::evaluate_now(gossip::Time t) {
