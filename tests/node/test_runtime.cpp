@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <fstream>
 #include <functional>
 #include <mutex>
-#include <thread>
 #include <variant>
 
 #include "crypto/cluster.hpp"
@@ -285,13 +285,18 @@ TEST_CASE("a learning loop whose momentum follows merges needs SGD") {
 
 namespace {
 
-// A learning loop on a tiny problem, paced, with a learning rate too small to move the model, so
-// that what the gossip thread merges or adopts is what the trained model holds afterwards.
+// A learning loop on a tiny problem with a learning rate too small to move the model, so that
+// what the gossip thread merges or adopts is what the trained model holds afterwards. The test
+// grants the trainer its steps one by one (before_step waits for a permit): how far the model
+// moves on its own is bounded by the steps granted, not by how fast the machine runs.
 struct QuietLoop {
     SystemClock clock;
     starling::testing::TempDir dir{"learning-loop"};
-    std::mutex mutex;
+    std::mutex mutex;  // guards the fields below; `changed` tells of each step and action
+    std::condition_variable changed;
     std::vector<gossip::Action> actions;
+    std::uint64_t permits = 0;
+    bool gate_open = false;
     std::unique_ptr<LearningLoop> loop;
     const crypto::DeviceId self{1};
     const crypto::DeviceId peer{2};
@@ -307,8 +312,12 @@ struct QuietLoop {
         options.widths = {4, 3, 2};
         options.train.batch = 2;
         options.train.optimizer.learning_rate = 1e-8f;
-        // At most ~1000 steps a second: the model moves < 1e-5 a second on its own.
-        options.before_step = [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+        options.before_step = [this] {
+            std::unique_lock lock(mutex);
+            changed.wait(lock, [this] { return gate_open || permits > 0; });
+            if (!gate_open) --permits;
+            changed.notify_all();
+        };
         options.holdout_rows = 0;
         options.served_average = 0;
         options.report_interval = std::chrono::milliseconds(0);
@@ -322,6 +331,7 @@ struct QuietLoop {
                                             [this](gossip::Action a) {
                                                 std::lock_guard lock(mutex);
                                                 actions.push_back(std::move(a));
+                                                changed.notify_all();
                                             });
         REQUIRE(created.ok());
         loop = std::move(*created);
@@ -329,25 +339,44 @@ struct QuietLoop {
         loop->start();
     }
 
-    // The first action of `kind`, waiting up to 10 s for it.
-    std::optional<gossip::Action> first(gossip::ActionKind kind) {
-        for (int i = 0; i < 1000; ++i) {
-            {
-                std::lock_guard lock(mutex);
-                for (const gossip::Action& a : actions)
-                    if (a.kind == kind) return a;
+    // Grants the trainer one step at a time, at most `steps`, until `done` holds (rechecked at
+    // each step and action; a 30 s deadline only so that a broken loop fails the test).
+    bool run_until(std::uint64_t steps, const std::function<bool()>& done) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        std::unique_lock lock(mutex);
+        for (;;) {
+            lock.unlock();
+            const bool ok = done();
+            lock.lock();
+            if (ok) return true;
+            if (permits == 0 && steps > 0) {
+                ++permits;
+                --steps;
+                changed.notify_all();
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (changed.wait_until(lock, deadline) == std::cv_status::timeout) return false;
         }
+    }
+
+    std::optional<gossip::Action> first_locked(gossip::ActionKind kind) const {
+        for (const gossip::Action& a : actions)
+            if (a.kind == kind) return a;
         return std::nullopt;
     }
 
-    bool wait_until(const std::function<bool(const LearningStatus&)>& done) {
-        for (int i = 0; i < 1000; ++i) {
-            if (done(loop->status())) return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        return false;
+    // The first action of `kind`, granting up to `steps` steps for it.
+    std::optional<gossip::Action> first(gossip::ActionKind kind, std::uint64_t steps) {
+        std::optional<gossip::Action> found;
+        run_until(steps, [&] {
+            std::lock_guard lock(mutex);
+            found = first_locked(kind);
+            return found.has_value();
+        });
+        return found;
+    }
+
+    bool status_until(std::uint64_t steps, const std::function<bool(const LearningStatus&)>& done) {
+        return run_until(steps, [&] { return done(loop->status()); });
     }
 
     std::vector<std::uint8_t> message_from_peer(std::vector<float> parameters) {
@@ -360,8 +389,14 @@ struct QuietLoop {
         return encoder.encode(header, parameters);
     }
 
-    // Stops the loop and reads back the trained weights from its last checkpoint.
+    // Stops the loop and reads back the trained weights from its last checkpoint. The gate
+    // opens so that a trainer waiting for a permit sees the stop (a step or two more at most).
     std::vector<float> trained() {
+        {
+            std::lock_guard lock(mutex);
+            gate_open = true;
+        }
+        changed.notify_all();
         loop->stop();
         Result<model::Checkpoint> c = model::load_checkpoint(dir / "model.ckpt");
         REQUIRE(c.ok());
@@ -380,16 +415,19 @@ std::vector<float> sent_parameters(const gossip::Action& action) {
 
 TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry it") {
     QuietLoop q(std::chrono::milliseconds(20));  // the pull goes unanswered: train alone
-    const std::optional<gossip::Action> round = q.first(gossip::ActionKind::send_model);
+    // A round every 4 samples, 2 a step.
+    const std::optional<gossip::Action> round = q.first(gossip::ActionKind::send_model, 100);
     REQUIRE(round.has_value());
     CHECK(round->peer == q.peer);
     const std::vector<float> sent = sent_parameters(*round);
     std::vector<float> theirs = sent;
     for (float& v : theirs) v += 0.1f;
     q.loop->on_model_bytes(q.peer, q.message_from_peer(theirs));
-    REQUIRE(q.wait_until([](const LearningStatus& s) { return s.learner.models_merged == 1; }));
+    REQUIRE(q.status_until(200, [](const LearningStatus& s) {
+        return s.learner.models_merged == 1;
+    }));
     const std::uint64_t steps = q.loop->status().steps;
-    REQUIRE(q.wait_until([&](const LearningStatus& s) { return s.steps > steps + 10; }));
+    REQUIRE(q.status_until(100, [&](const LearningStatus& s) { return s.steps > steps + 10; }));
     const std::vector<float> trained = q.trained();
     REQUIRE(trained.size() == sent.size());
     // Equal weights: half way to theirs; the model's own training is all but nil.
@@ -399,15 +437,18 @@ TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry
 
 TEST_CASE("a model the gossip thread adopts while catching up replaces the trained one") {
     QuietLoop q(std::chrono::seconds(30));  // answered in time: adopted
-    const std::optional<gossip::Action> pull = q.first(gossip::ActionKind::request_model);
+    // Steps granted all along: none is taken before the pull is answered.
+    const std::optional<gossip::Action> pull = q.first(gossip::ActionKind::request_model, 100);
     REQUIRE(pull.has_value());
     CHECK(q.loop->status().catching_up);
-    CHECK(q.loop->status().steps == 0);  // nothing is trained before the pull is answered
+    CHECK(q.loop->status().steps == 0);
     std::vector<float> theirs(4 * 3 + 3 + 3 * 2 + 2);
     for (std::size_t i = 0; i < theirs.size(); ++i) theirs[i] = 0.01f * static_cast<float>(i);
     q.loop->on_model_bytes(q.peer, q.message_from_peer(theirs));
-    REQUIRE(q.wait_until([](const LearningStatus& s) { return s.learner.models_adopted == 1; }));
-    REQUIRE(q.wait_until([](const LearningStatus& s) { return s.steps > 10; }));
+    REQUIRE(q.status_until(100, [](const LearningStatus& s) {
+        return s.learner.models_adopted == 1;
+    }));
+    REQUIRE(q.status_until(100, [](const LearningStatus& s) { return s.steps > 10; }));
     const std::vector<float> trained = q.trained();
     REQUIRE(trained.size() == theirs.size());
     for (std::size_t i = 0; i < trained.size(); ++i)
