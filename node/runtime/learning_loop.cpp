@@ -232,10 +232,10 @@ void LearningLoop::run_training() {
     save_checkpoint();
 }
 
-bool LearningLoop::take_moves(std::unique_lock<std::mutex>& lock) {
+void LearningLoop::take_moves(std::unique_lock<std::mutex>& lock) {
     // A copy handed over and not yet taken holds none of the moves waiting: the learner adds them
     // to it when it takes it, so they stay until then.
-    if (snapshot_ready_ || (!moves_ready_ && !adopted_)) return false;
+    if (snapshot_ready_ || (!moves_ready_ && !adopted_)) return;
     move_.swap(moves_);
     const bool adopted = std::exchange(adopted_, false);
     moves_ready_ = false;
@@ -251,7 +251,6 @@ bool LearningLoop::take_moves(std::unique_lock<std::mutex>& lock) {
             (void)trainer_.follow_move(before_merge_);  // SGD, checked at create()
     }
     lock.lock();
-    return true;
 }
 
 void LearningLoop::train_one_step(gossip::Time t) {
@@ -284,11 +283,12 @@ void LearningLoop::train_one_step(gossip::Time t) {
 }
 
 std::size_t LearningLoop::hand_over(std::uint64_t samples) {
+    const std::span<const float> w = model_.parameters();
+    copy_.assign(w.begin(), w.end());  // a pass over the model: outside the lock
     std::size_t peers = 0;
     {
         std::lock_guard lock(mutex_);
-        const std::span<const float> w = model_.parameters();
-        snapshot_.assign(w.begin(), w.end());
+        snapshot_.swap(copy_);
         snapshot_samples_ += samples;
         snapshot_ready_ = true;
         peers = peer_count_;

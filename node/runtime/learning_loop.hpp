@@ -167,9 +167,8 @@ private:
 
     // ---- Training thread. ----
     void run_training();
-    // Adds what merges moved to the model (or takes the model the learner adopted); false when
-    // there was nothing.
-    bool take_moves(std::unique_lock<std::mutex>& lock);
+    // Adds what merges moved to the model (or takes the model the learner adopted), if any.
+    void take_moves(std::unique_lock<std::mutex>& lock);
     void train_one_step(gossip::Time now);
     // Progress and a copy of the model, to the learner; returns how many peers the view holds.
     std::size_t hand_over(std::uint64_t samples);
@@ -201,6 +200,7 @@ private:
     model::Mlp served_;  // options_.served_average > 0: the running average of model_
     std::vector<float> before_merge_;  // momentum_follows_merges: the model before a move
     std::vector<float> move_;          // taken from the gossip thread
+    std::vector<float> copy_;          // the model, for the gossip thread (swapped under the lock)
     model::Trainer trainer_;
     model::Rng order_rng_;
     std::vector<std::uint32_t> order_;
