@@ -116,8 +116,7 @@ void GossipLearner::on_local_samples(std::uint64_t samples, Time now) {
 void GossipLearner::on_round_due(Time now) { start_round(now); }
 
 bool GossipLearner::model_finite() const noexcept {
-    const auto values = model_.parameters();
-    return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
+    return all_finite(model_.parameters());
 }
 
 std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_current() {

@@ -259,13 +259,6 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
     return off_lattice;
 }
 
-// Nonzero when a value is NaN or infinite: one pass that vectorises.
-[[gnu::noinline]] std::uint32_t any_not_finite(std::span<const float> values) {
-    std::uint32_t not_finite = 0;
-    for (const float v : values) not_finite |= at_or_past(v, kInfinity);
-    return not_finite;
-}
-
 // Resolves lattice residues against `local`: each value's index is the one of its residue class
 // nearest the local value. A block whose indices fail the check (or run off the lattice) keeps the
 // local values and is listed in `unresolved`.
@@ -378,6 +371,12 @@ std::size_t encoded_size_estimate(Encoding encoding, std::size_t parameters, std
     const bool lattice = encoding == Encoding::lattice;
     return 128 + 4 * (layers + 1) + payload_bytes(encoding, parameters) + (lattice ? 8 : 0) +
            (lattice ? 6 : 4) * blocks_for(encoding, parameters);
+}
+
+bool all_finite(std::span<const float> values) noexcept {
+    std::uint32_t not_finite = 0;  // gathered with integer ops, so that the loop vectorises
+    for (const float v : values) not_finite |= at_or_past(v, kInfinity);
+    return not_finite == 0;
 }
 
 std::uint16_t float_to_half(float value) noexcept {
@@ -630,7 +629,7 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
         break;
     }
     }
-    if (any_not_finite(message.parameters) != 0) {
+    if (!all_finite(message.parameters)) {
         const auto bad = std::ranges::find_if(message.parameters,
                                               [](float v) { return !std::isfinite(v); });
         return refuse(Refusal::not_finite,

@@ -137,6 +137,9 @@ private:
     std::vector<float> spread_;  // lattice: per block, the last measured distance to a peer
 };
 
+// No NaN or Inf among `values`: one vectorised pass (a learner checks its model each round).
+bool all_finite(std::span<const float> values) noexcept;
+
 // Half-precision conversion (round to nearest even), exposed for the tests.
 std::uint16_t float_to_half(float value) noexcept;
 float half_to_float(std::uint16_t half) noexcept;
