@@ -49,12 +49,12 @@ name() { printf 'n%03d' "$1"; }
 # The governor stays on, with limits no busy test machine trips.
 governor=(--cpu-budget 100 --psi-cpu 100 --psi-memory 100 --psi-io 100 --busy-cpu 100)
 # Even nodes wait for the link (a round due with sends in flight holds training) and start a
-# round every 64 samples, up to 10 a second: the same floor. (Each round opens a stream to each of
-# 2 peers, and a node admits 20 handshakes a second from one device: at 50 rounds a second among
-# 4 nodes, thousands of those nodes' sends failed and, under ASan, learning stalled.)
+# round every 64 samples (at most every 200 ms, as the odd ones): the same floor. (With the even
+# nodes at 100 ms, CI once saw them stuck at 47% for 240 s, refusing about half the models they
+# got; likely as outliers, where two refused origins never make the three that reset a merge.)
 start() {
   local i="$1" wait=()
-  ((i % 2 == 0)) && wait=(--wait-for-link --round-samples 64 --round-interval 100)
+  ((i % 2 == 0)) && wait=(--wait-for-link --round-samples 64)
   "$bin" node --bundle "b/$(name "$i").bundle" --state "s$i" --listen "$(addr "$i")" \
     --interface none --seed "$(addr 1)" --seed "$(addr 2)" \
     --data "shards/node-$(printf '%03d' $((i - 1)))" --test shards/test --model 8-32-4 \
