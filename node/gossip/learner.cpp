@@ -292,13 +292,19 @@ Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& messa
     }
 
     encoder_.observe_peer(model_.parameters(), message);
-    const MergeOutcome outcome =
-        merger_.merge(LocalModel{model_.parameters(), samples_seen_, mass_}, message);
+    // In a batch the local model weighs what it saw before the batch plus what merged into it.
+    const bool in_batch = in_batch_ && batch_weight_ > 0.0;
+    const MergeOutcome outcome = merger_.merge(
+        LocalModel{model_.parameters(), in_batch ? batch_own_samples_ : samples_seen_, mass_,
+                   in_batch ? batch_weight_ : 0.0},
+        message);
     if (!outcome.accepted) {
         ++stats_.refused[static_cast<std::size_t>(Refusal::outlier)];
         return Received::refused;
     }
-    samples_seen_ = outcome.samples_seen;
+    if (!in_batch) batch_own_samples_ = samples_seen_;
+    batch_weight_ += outcome.batch_weight;
+    samples_seen_ = std::max(samples_seen_, outcome.samples_seen);
     mass_ = outcome.mass;
     ++stats_.models_merged;
     stats_.consensus_distance = merger_.median_distance();

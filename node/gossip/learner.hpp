@@ -125,6 +125,14 @@ public:
     // A round is due without training (an idle device averaging with peers, e.g. a consensus
     // phase before evaluation): sends the current model to `fanout` peers.
     void on_round_due(Time now);
+    // Models merged between these two calls are one batch: averaged with the local model, each
+    // taking an equal share (by the weighting), as Epidemic Learning's receivers do; outside a
+    // batch each one is merged pairwise into what the ones before left.
+    void begin_batch() noexcept {
+        in_batch_ = true;
+        batch_weight_ = 0.0;
+    }
+    void end_batch() noexcept { in_batch_ = false; }
     // A model message arrived from `from` (a push, or the answer to our pull).
     Received on_model_bytes(const DeviceId& from, std::span<const std::uint8_t> bytes, Time now);
     // The same, already decoded and shape-checked (the simulator and tests).
@@ -188,6 +196,9 @@ private:
     std::uint64_t samples_since_round_ = 0;
     std::uint64_t version_ = 0;
     double mass_ = 1.0;
+    bool in_batch_ = false;
+    double batch_weight_ = 0.0;  // LocalModel::batch_weight of this batch
+    std::uint64_t batch_own_samples_ = 0;  // samples_seen_ as the batch's first merge found it
     std::uint64_t next_transfer_ = 1;
 
     bool catching_up_ = false;

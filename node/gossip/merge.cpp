@@ -142,13 +142,14 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     distances_.push_back(out.clipped ? radius : out.distance);
     while (distances_.size() > std::max<std::size_t>(config_.history, 1)) distances_.pop_front();
 
-    double w = 0.5;
+    double w = 1.0 / (2.0 + local.batch_weight);
     switch (config_.weighting) {
-    case Weighting::equal: break;
+    case Weighting::equal: out.batch_weight = 1.0; break;
     case Weighting::samples_seen: {
-        const double mine = static_cast<double>(local.samples_seen);
+        const double mine = static_cast<double>(local.samples_seen) + local.batch_weight;
         const double theirs_seen = static_cast<double>(incoming.samples_seen);
         if (mine + theirs_seen > 0) w = theirs_seen / (mine + theirs_seen);
+        out.batch_weight = theirs_seen;
         break;
     }
     case Weighting::push_sum:

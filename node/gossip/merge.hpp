@@ -44,6 +44,10 @@ struct LocalModel {
     std::span<float> parameters;
     std::uint64_t samples_seen = 0;  // examples behind it
     double mass = 1.0;               // push-sum mass
+    // Weight (in the weighting's units: models for equal, examples for samples_seen) of the
+    // models already folded into `parameters` in this batch: the next one then takes its share
+    // of the batch's average, not half of what is there. 0: a plain pairwise merge.
+    double batch_weight = 0.0;
 };
 
 struct MergeOutcome {
@@ -51,6 +55,7 @@ struct MergeOutcome {
     bool clipped = false;
     double distance = 0.0;            // L2 between incoming and local, before clipping
     double incoming_weight = 0.0;     // the share the incoming model got (0 when refused)
+    double batch_weight = 0.0;        // what it adds to LocalModel::batch_weight
     std::uint64_t samples_seen = 0;   // the merged model's
     double mass = 1.0;                // the merged model's
 };

@@ -398,8 +398,11 @@ void LearningLoop::run_gossip() {
         }
         // What came in first, then the round the trainer's copy is due for: the round carries
         // every model merged before it, and a thread that falls behind merges before it sends.
+        // The models that waited are averaged as one batch, each with an equal share.
         if (peers) learner_.on_peers_changed(*peers, t);
+        learner_.begin_batch();
         for (Event& e : events) handle(e, t);
+        learner_.end_batch();
         events.clear();
         if (samples > 0) learner_.on_local_samples(samples, t);
         learner_.on_tick(t);

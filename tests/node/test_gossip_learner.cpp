@@ -73,6 +73,62 @@ TEST_CASE("merge weights: equal, by samples seen, by push-sum mass") {
     }
 }
 
+TEST_CASE("a batch of models is averaged with the local one, each taking an equal share") {
+    // Values within the norm check's factor of each other, so every model is accepted.
+    std::vector<float> local(23, 1.0f);
+    const auto one = message_from(2, 1, std::vector<float>(23, 2.0f), 100);
+    const auto two = message_from(3, 1, std::vector<float>(23, 3.0f), 200);
+    SUBCASE("equal: the plain mean of the three") {
+        Merger merger({.weighting = Weighting::equal});
+        const auto first = merger.merge({local, 100, 1.0, 0.0}, one);
+        CHECK(first.batch_weight == 1.0);
+        CHECK(local[0] == doctest::Approx(1.5));  // a pairwise merge, as without a batch
+        const auto second = merger.merge({local, 100, 1.0, first.batch_weight}, two);
+        CHECK(second.incoming_weight == doctest::Approx(1.0 / 3.0));
+        CHECK(local[7] == doctest::Approx(2.0));  // (1 + 2 + 3) / 3
+    }
+    SUBCASE("samples seen: the mean weighted by each model's examples") {
+        Merger merger({.weighting = Weighting::samples_seen});
+        const auto first = merger.merge({local, 100, 1.0, 0.0}, one);
+        CHECK(first.batch_weight == 100.0);
+        CHECK(local[0] == doctest::Approx(1.5));
+        // The local model stands for 200 examples now: 100 of its own, 100 merged.
+        (void)merger.merge({local, 100, 1.0, first.batch_weight}, two);
+        CHECK(local[7] == doctest::Approx((1.0 * 100 + 2.0 * 100 + 3.0 * 200) / 400.0));
+    }
+    SUBCASE("without a batch each merge halves what is there") {
+        Merger merger({.weighting = Weighting::equal});
+        (void)merger.merge({local, 100, 1.0}, one);
+        (void)merger.merge({local, 100, 1.0}, two);
+        CHECK(local[3] == doctest::Approx(2.25));  // (1.5 + 3) / 2
+    }
+}
+
+TEST_CASE("the learner averages the models of one batch; the next batch starts afresh") {
+    model::Mlp model(kWidths);
+    std::ranges::fill(model.parameters(), 1.0f);
+    LearnerConfig config;
+    config.merge.weighting = Weighting::equal;
+    GossipLearner learner(device(1), model, config, 7);
+    learner.on_start(Time(0), /*catch_up=*/false);
+    const auto merge = [&](std::uint8_t from, float value, std::int64_t at) {
+        return learner.on_model(device(from), message_from(from, 1, std::vector<float>(23, value)),
+                                Time(at));
+    };
+    learner.begin_batch();
+    CHECK(merge(2, 2.0f, 1) == Received::merged);
+    CHECK(merge(3, 3.0f, 2) == Received::merged);
+    CHECK(model.parameters()[4] == doctest::Approx(2.0));  // (1 + 2 + 3) / 3
+    learner.begin_batch();
+    CHECK(merge(4, 4.0f, 3) == Received::merged);
+    CHECK(model.parameters()[4] == doctest::Approx(3.0));  // a new batch: (2 + 4) / 2
+    CHECK(merge(5, 6.0f, 4) == Received::merged);
+    CHECK(model.parameters()[4] == doctest::Approx(4.0));  // (2 + 4 + 6) / 3
+    learner.end_batch();
+    CHECK(merge(6, 6.0f, 5) == Received::merged);
+    CHECK(model.parameters()[4] == doctest::Approx(5.0));  // outside a batch: pairwise
+}
+
 TEST_CASE("a far or huge model is refused once history is known; a far one is clipped") {
     MergeConfig config;
     config.weighting = Weighting::equal;
