@@ -98,12 +98,21 @@ struct Device {
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
-    // scenario.gossip_thread: the received models waiting for that thread, the rounds waiting
-    // for it to encode them (it takes the models first, as the node's thread merges what came in
-    // before it starts the round the trainer's copy is due for), its job at hand, and its busy
-    // seconds over the run.
+    // scenario.gossip_thread, as `starling node` runs it: the trainer hands the thread a copy of
+    // its model every round (`snapshot`, a later one replacing one not yet taken); the thread
+    // wakes, takes every model waiting in its inbox and the copy, merges the models one by one,
+    // then encodes the round from the copy plus what merges moved since it was made (`moves`).
+    // Pull answers wait in gossip_sends. Its job at hand, and its busy seconds over the run.
     std::deque<Event> gossip_inbox;
     std::vector<PendingSend> gossip_sends;
+    std::deque<Event> batch_models;  // taken at the thread's last wake, not yet merged
+    bool batch_round = false;        // that wake took the trainer's copy: the round follows
+    std::uint64_t unreported = 0;    // samples trained since the last copy
+    std::vector<float> snapshot;
+    std::uint64_t snapshot_samples = 0;
+    bool snapshot_ready = false;     // handed over, not yet taken
+    bool snapshot_live = false;      // handed over, its round not yet encoded: merges add moves
+    std::vector<float> moves;
     std::vector<PendingSend> job_sends;
     std::optional<Event> job_model;
     bool gossip_working = false;
@@ -220,6 +229,11 @@ private:
         d.consensus_done = 0;
         d.gossip_inbox.clear();
         d.gossip_sends.clear();
+        d.batch_models.clear();
+        d.batch_round = false;
+        d.unreported = 0;
+        d.snapshot_samples = 0;
+        d.snapshot_ready = d.snapshot_live = false;
         d.job_sends.clear();
         d.job_model.reset();
         d.gossip_working = false;
@@ -253,8 +267,16 @@ private:
     // Turns the learner's actions into transfers, and keeps a step and a tick scheduled.
     void service(Device& d) {
         if (!d.alive) return;
+        route(d, d.learner->take_actions(), d.gossip_sends);
+        start_gossip_job(d);
+        schedule(d);
+    }
+
+    // The learner's actions become transfers; with a gossip thread, sends wait in `sends` for it
+    // to encode them.
+    void route(Device& d, std::vector<gossip::Action> actions, std::vector<PendingSend>& sends) {
         const std::vector<std::uint8_t>* encoded = nullptr;  // a round's peers share one message
-        for (gossip::Action& a : d.learner->take_actions()) {
+        for (gossip::Action& a : actions) {
             Device& peer = devices_[device_index(a.peer)];
             if (a.kind == gossip::ActionKind::send_model) {
                 const bool new_round = a.bytes.get() != encoded;
@@ -264,9 +286,8 @@ private:
                 if (!sc_.gossip_thread) {
                     if (new_round) d.cpu_debt += sc_.cpu_per_send / d.speed;
                     transfer(d, peer, a.transfer, std::move(bytes));
-                } else {  // the copy here, the encoding on the gossip thread
-                    if (new_round) d.cpu_debt += sc_.handoff_per_send / d.speed;
-                    d.gossip_sends.push_back({encoded, peer.index, a.transfer, std::move(bytes)});
+                } else {
+                    sends.push_back({encoded, peer.index, a.transfer, std::move(bytes)});
                 }
             } else {
                 if (reachable(d, peer)) {
@@ -281,7 +302,9 @@ private:
                 }
             }
         }
-        start_gossip_job(d);
+    }
+
+    void schedule(Device& d) {
         const Time wake = d.learner->next_wakeup();
         if (wake != Time::max() && wake != d.tick_at) {
             d.tick_at = wake;
@@ -297,31 +320,68 @@ private:
         }
     }
 
-    // An idle gossip thread takes its next job: the oldest received model to decode and merge,
-    // else a round's model to encode. A thread that falls behind so holds rounds back, and the
-    // learner skips those that come due while its link budget is taken by the waiting ones.
+    // An idle gossip thread takes its next job: the next model of those it took at its last
+    // wake, pull answers, then that wake's round; when all are done it wakes again and takes
+    // what waits. A round that found the link budget taken sends nothing and costs nothing.
     void start_gossip_job(Device& d) {
         if (!sc_.gossip_thread || d.gossip_working || !d.alive) return;
-        double seconds = 0;
-        if (!d.gossip_inbox.empty()) {
-            d.job_model = std::move(d.gossip_inbox.front());
-            d.gossip_inbox.pop_front();
-            seconds = sc_.cpu_per_receive;
-        } else if (!d.gossip_sends.empty()) {
-            const void* round = d.gossip_sends.front().round;
-            const auto end = std::ranges::find_if(
-                d.gossip_sends, [round](const PendingSend& p) { return p.round != round; });
-            d.job_sends.assign(std::make_move_iterator(d.gossip_sends.begin()),
-                               std::make_move_iterator(end));
-            d.gossip_sends.erase(d.gossip_sends.begin(), end);
-            seconds = sc_.cpu_per_send;
-        } else {
+        for (;;) {
+            if (d.batch_models.empty() && !d.batch_round) {
+                if (d.gossip_inbox.empty() && !d.snapshot_ready && d.gossip_sends.empty()) return;
+                d.batch_models.swap(d.gossip_inbox);
+                d.learner->end_batch();
+                if (sc_.batch_average) d.learner->begin_batch();
+                d.batch_round = std::exchange(d.snapshot_ready, false);
+            }
+            double seconds = 0;
+            if (!d.batch_models.empty()) {
+                d.job_model = std::move(d.batch_models.front());
+                d.batch_models.pop_front();
+                seconds = sc_.cpu_per_receive;
+            } else if (d.gossip_sends.empty()) {
+                d.batch_round = false;
+                encode_round(d);
+                if (d.job_sends.empty()) continue;
+                seconds = sc_.cpu_per_send;
+            } else {  // pull answers (one message, its peers), before the round
+                const void* round = d.gossip_sends.front().round;
+                const auto end = std::ranges::find_if(
+                    d.gossip_sends, [round](const PendingSend& p) { return p.round != round; });
+                d.job_sends.assign(std::make_move_iterator(d.gossip_sends.begin()),
+                                   std::make_move_iterator(end));
+                d.gossip_sends.erase(d.gossip_sends.begin(), end);
+                seconds = sc_.cpu_per_send;
+            }
+            d.gossip_working = true;
+            d.gossip_busy += seconds / d.speed;
+            push(Event{.at = now_ + seconds / d.speed, .kind = EventKind::gossip_done,
+                       .node = d.index, .generation = d.generation});
             return;
         }
-        d.gossip_working = true;
-        d.gossip_busy += seconds / d.speed;
-        push(Event{.at = now_ + seconds / d.speed, .kind = EventKind::gossip_done, .node = d.index,
-                   .generation = d.generation});
+    }
+
+    // The thread's round: the learner sees the samples the copy carries and encodes the copy
+    // plus the moves merged since it was made (swapped in for the encoding only).
+    void encode_round(Device& d) {
+        const std::span<float> w = d.model->parameters();
+        d.before_merge.assign(w.begin(), w.end());
+        std::ranges::copy(d.snapshot, w.begin());
+        if (d.snapshot_live) model::add_move(w, d.moves);
+        d.snapshot_live = false;
+        d.learner->on_local_samples(std::exchange(d.snapshot_samples, 0), to_time(now_));
+        std::ranges::copy(d.before_merge, w.begin());
+        route(d, d.learner->take_actions(), d.job_sends);
+    }
+
+    // The trainer hands the gossip thread its model (a copy, charged to training).
+    void hand_over(Device& d) {
+        const std::span<const float> w = d.model->parameters();
+        d.snapshot.assign(w.begin(), w.end());
+        d.snapshot_samples += std::exchange(d.unreported, 0);
+        d.snapshot_ready = d.snapshot_live = true;
+        d.moves.assign(w.size(), 0.0f);
+        d.cpu_debt += sc_.handoff_per_send / d.speed;
+        start_gossip_job(d);
     }
 
     // The gossip thread finished its job: a round's transfers leave, or a model is merged.
@@ -335,6 +395,7 @@ private:
             merge(d, e);  // services d, which starts the next job
         }
         start_gossip_job(d);
+        schedule(d);
     }
 
     void transfer(Device& from, Device& to, std::uint64_t id,
@@ -415,7 +476,11 @@ private:
         }
         d.trained += batch;
         report_.samples_trained += batch;
-        d.learner->on_local_samples(batch, to_time(now_));
+        if (!sc_.gossip_thread) {
+            d.learner->on_local_samples(batch, to_time(now_));
+        } else if ((d.unreported += batch) >= sc_.learner.samples_per_round) {
+            hand_over(d);
+        }
         const bool out_of_time = sc_.run_seconds > 0 && now_ >= sc_.run_seconds;
         if ((sc_.run_seconds <= 0 && d.trained >= d.horizon) || out_of_time) {
             d.finished = true;
@@ -454,9 +519,16 @@ private:
     // done, the move added to the model).
     void merge(Device& d, const Event& e) {
         const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
-        if (follow)
+        const bool record = sc_.gossip_thread && d.snapshot_live;
+        if (follow || record)
             d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
         const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
+        if (record && outcome == gossip::Received::merged)
+            model::record_move(d.moves, d.model->parameters(), d.before_merge, /*accumulate=*/true);
+        if (record && outcome == gossip::Received::adopted) {  // the copy is of no use now
+            d.snapshot.assign(d.model->parameters().begin(), d.model->parameters().end());
+            std::ranges::fill(d.moves, 0.0f);
+        }
         d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive) / d.speed;
         if (follow && outcome == gossip::Received::merged)
             d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
@@ -632,8 +704,32 @@ private:
                          p.time, p.mean_epochs, p.mean, p.min, p.max, p.live);
     }
 
+    void evaluate_average_model() {
+        report_.average_model_full = report_.average_model_subset =
+            std::numeric_limits<double>::quiet_NaN();
+        std::optional<model::Mlp> average;
+        std::uint32_t live = 0;
+        for (const Device& d : devices_) {
+            if (!d.alive) continue;
+            const model::Mlp& m = d.served ? *d.served : *d.model;
+            if (!average) {
+                average.emplace(m);
+            } else {
+                auto into = average->parameters();
+                const auto from = m.parameters();
+                for (std::size_t i = 0; i < into.size(); ++i) into[i] += from[i];
+            }
+            ++live;
+        }
+        if (!average) return;
+        for (float& v : average->parameters()) v /= static_cast<float>(live);
+        report_.average_model_full = model::evaluate(*average, test_).accuracy;
+        report_.average_model_subset = model::evaluate(*average, eval_set_).accuracy;
+    }
+
     void finish() {
         report_.final_full = evaluate_on(test_, &report_.final_accuracy);
+        evaluate_average_model();
         gossip::LearnerStats total;
         for (const Device& d : devices_) {
             add_stats(total, d.retired);

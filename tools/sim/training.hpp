@@ -72,6 +72,9 @@ struct TrainingScenario {
     bool gossip_thread = false;
     double handoff_per_send = 0.0;
     double handoff_per_receive = 0.0;
+    // The models the gossip thread takes in at one wake are averaged as one batch
+    // (GossipLearner::begin_batch), as `starling node` does; off: merged one by one.
+    bool batch_average = false;
 
     gossip::LearnerConfig learner;
 
@@ -108,6 +111,10 @@ struct CurvePoint {
 struct TrainingReport {
     std::vector<CurvePoint> curve;
     CurvePoint final_full;             // on the whole test set, after the run
+    // The mean of the live devices' parameters on the whole test set and on the eval subset:
+    // what a perfect consensus would hand every device (NaN: no live device).
+    double average_model_full = 0;
+    double average_model_subset = 0;
     std::vector<double> final_accuracy;  // per device (crashed ones: NaN)
     double target_reached_at = -1;    // virtual seconds, -1: never
     double target_reached_epochs = 0;

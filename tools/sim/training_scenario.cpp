@@ -122,6 +122,7 @@ struct Parser {
         else if (key == "lattice_margin") { if (!number(value, x) || x <= 0 || x > 1000) return bad(); l.lattice_margin = static_cast<float>(x); }
         else if (key == "error_feedback") { if (!on_off(value, l.error_feedback)) return bad(); }
         else if (key == "wait_for_link") { if (!on_off(value, l.wait_for_link)) return bad(); }
+        else if (key == "batch_average") { if (!on_off(value, sc.batch_average)) return bad(); }
         else if (key == "weighting") { if (!gossip::parse_weighting(value, l.merge.weighting)) return bad(); }
         else if (key == "outlier_factor") { if (!number(value, x) || x <= 1) return bad(); l.merge.outlier_factor = x; }
         else if (key == "clip_factor") { if (!number(value, x) || x <= 0) return bad(); l.merge.clip_factor = x; }
@@ -263,6 +264,8 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
     std::fprintf(out, "final (full test set): mean %.4f min %.4f max %.4f over %u live devices, "
                       "%.2f mean local epochs, virtual %.3f s\n",
                  f.mean, f.min, f.max, f.live, f.mean_epochs, r.virtual_seconds);
+    std::fprintf(out, "average of the live devices' models: %.4f (full test set), %.4f (subset)\n",
+                 r.average_model_full, r.average_model_subset);
     if (sc.target_accuracy > 0) {
         if (r.target_reached_at >= 0)
             std::fprintf(out, "target %.3f (mean, %u-image subset) reached at %.3f s virtual, %.2f epochs\n",
