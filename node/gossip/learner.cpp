@@ -37,7 +37,8 @@ ModelMessage GossipLearner::header() const {
 
 void GossipLearner::on_start(Time now, bool catch_up) {
     catching_up_ = catch_up;
-    pulls_tried_ = 0;
+    pulls_unanswered_ = 0;
+    pull_refusals_ = 0;
     pulled_from_.clear();
     pull_transfer_.reset();
     pull_deadline_ = Time::max();
@@ -53,12 +54,16 @@ void GossipLearner::on_peers_changed(std::span<const PeerInfo> peers, Time now) 
 }
 
 void GossipLearner::send_pull(Time now) {
-    // The freshest peer not yet tried (announced samples), ties broken at random.
+    // The freshest peer not yet tried (announced samples), ties broken at random; once all were
+    // tried, round again.
+    const auto untried = [this](const PeerInfo& p) {
+        return std::find(pulled_from_.begin(), pulled_from_.end(), p.id) == pulled_from_.end();
+    };
+    if (std::none_of(peers_.begin(), peers_.end(), untried)) pulled_from_.clear();
     const PeerInfo* best = nullptr;
     std::uint64_t ties = 0;
     for (const PeerInfo& p : peers_) {
-        if (std::find(pulled_from_.begin(), pulled_from_.end(), p.id) != pulled_from_.end())
-            continue;
+        if (!untried(p)) continue;
         if (best == nullptr || p.samples_seen > best->samples_seen) {
             best = &p;
             ties = 1;
@@ -67,7 +72,7 @@ void GossipLearner::send_pull(Time now) {
         }
     }
     if (best == nullptr) {
-        // Nobody (else) to ask: wait one timeout for peers, then train alone.
+        // Nobody to ask: wait one timeout for peers, then train alone.
         pull_deadline_ = now + config_.pull_timeout;
         return;
     }
@@ -75,18 +80,20 @@ void GossipLearner::send_pull(Time now) {
     pulled_from_.push_back(best->id);
     pull_transfer_ = next_transfer_++;
     pull_deadline_ = now + config_.pull_timeout;
-    ++pulls_tried_;
     ++stats_.pulls_sent;
     actions_.push_back(Action{ActionKind::request_model, best->id, *pull_transfer_, nullptr});
 }
 
 void GossipLearner::on_tick(Time now) {
     if (!catching_up_ || now < pull_deadline_) return;
-    if (pull_transfer_) ++stats_.pulls_failed;
+    if (pull_transfer_) {  // no answer in time
+        ++stats_.pulls_failed;
+        ++pulls_unanswered_;
+    }
     pull_transfer_.reset();
     pull_deadline_ = Time::max();
-    if (pulls_tried_ >= config_.pull_attempts || peers_.empty() ||
-        pulled_from_.size() >= peers_.size()) {
+    if (pulls_unanswered_ >= config_.pull_attempts || pull_refusals_ >= kMaxPullRefusals ||
+        peers_.empty()) {
         catching_up_ = false;  // train from the local model; pushes will bring the rest
         return;
     }
@@ -95,7 +102,15 @@ void GossipLearner::on_tick(Time now) {
 
 void GossipLearner::on_request_failed(std::uint64_t transfer, Time now) {
     if (!pull_transfer_ || *pull_transfer_ != transfer) return;
-    pull_deadline_ = now;  // try the next peer at once
+    ++stats_.pulls_failed;
+    pull_transfer_.reset();
+    // The next peer after a wait that doubles with each refusal in a row (the deadline passes
+    // through on_tick, which also gives up once too many were refused).
+    const std::uint32_t doublings = std::min<std::uint32_t>(pull_refusals_, 16);
+    ++pull_refusals_;
+    pull_deadline_ = now + std::min<Time>(kPullRetryWait * (std::int64_t{1} << doublings),
+                                          config_.pull_timeout);
+    if (pull_refusals_ >= kMaxPullRefusals) pull_deadline_ = now;
     on_tick(now);
 }
 

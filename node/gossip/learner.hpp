@@ -34,6 +34,12 @@ inline constexpr std::uint32_t kMaxFanout = 16;
 // Lattice messages in a row this device could not resolve, after which it concludes that its own
 // model is the one far from everyone's (diverged, or left behind) and pulls a peer's whole.
 inline constexpr std::uint32_t kUnresolvedBeforePull = 3;
+// A catch-up pull the peer refused or could not serve (busy, rate-limited, catching up itself)
+// is retried after this wait, doubling with each refusal in a row up to the pull timeout; after
+// kMaxPullRefusals of them the device trains from its local model. Busy peers refuse in bursts:
+// asking the next one at once used to end a catch-up within a second without a model.
+inline constexpr Time kPullRetryWait = std::chrono::milliseconds(100);
+inline constexpr std::uint32_t kMaxPullRefusals = 8;
 
 struct LearnerConfig {
     std::uint32_t fanout = 2;               // peers each round's model goes to (1..kMaxFanout)
@@ -49,7 +55,7 @@ struct LearnerConfig {
     float lattice_margin = kDefaultLatticeMargin;  // lattice: step in eighths of peers' distance
     MergeConfig merge;
     Time pull_timeout = std::chrono::seconds(5);  // an unanswered catch-up pull: try another peer
-    std::uint32_t pull_attempts = 3;              // then train from the local model
+    std::uint32_t pull_attempts = 3;  // unanswered pulls, then train from the local model
 };
 
 // A peer that trains, as the membership view shows it.
@@ -204,7 +210,8 @@ private:
     bool catching_up_ = false;
     bool round_waiting_ = false;  // wait_for_link: a round is due, earlier sends in flight
     std::uint32_t unresolved_in_a_row_ = 0;
-    std::uint32_t pulls_tried_ = 0;
+    std::uint32_t pulls_unanswered_ = 0;  // this catch-up's pulls that timed out
+    std::uint32_t pull_refusals_ = 0;     // this catch-up's pulls refused
     std::optional<std::uint64_t> pull_transfer_;
     std::optional<DeviceId> pull_peer_;
     std::vector<DeviceId> pulled_from_;

@@ -389,6 +389,43 @@ TEST_CASE("a new device pulls the freshest peer's model before training, then tr
     CHECK(std::equal(fresh.begin(), fresh.end(), model.parameters().begin()));
 }
 
+TEST_CASE("refused pulls are retried after a wait that doubles, round the peers, then given up") {
+    model::Mlp model(kWidths);
+    model.init_he(1);
+    GossipLearner learner(device(1), model, LearnerConfig{}, 7);
+    learner.on_start(0us, true);
+    const std::vector<PeerInfo> peers{{device(2), 500}, {device(3), 9000}};
+    learner.on_peers_changed(peers, 0us);
+    std::vector<DeviceId> asked;
+    Time now = 0us;
+    Time wait = kPullRetryWait;
+    for (std::uint32_t refusal = 0; refusal < kMaxPullRefusals; ++refusal) {
+        auto actions = learner.take_actions();
+        REQUIRE(actions.size() == 1);
+        REQUIRE(actions[0].kind == ActionKind::request_model);
+        asked.push_back(actions[0].peer);
+        now += 1ms;
+        learner.on_request_failed(actions[0].transfer, now);  // busy: refused
+        if (refusal + 1 == kMaxPullRefusals) break;
+        CHECK_FALSE(learner.ready_to_train());
+        CHECK(learner.take_actions().empty());  // not at once
+        const Time expected = std::min(wait, LearnerConfig{}.pull_timeout);  // capped
+        CHECK(learner.next_wakeup() == now + expected);
+        learner.on_tick(now + expected - 1us);
+        CHECK(learner.take_actions().empty());
+        now += expected;
+        learner.on_tick(now);
+        wait *= 2;
+    }
+    // Freshest first, then the other, then round again.
+    CHECK(asked[0] == device(3));
+    CHECK(asked[1] == device(2));
+    CHECK(asked[2] == device(3));
+    CHECK(learner.ready_to_train());  // eight refusals: it trains from its own model
+    CHECK(learner.stats().pulls_failed == kMaxPullRefusals);
+    CHECK(learner.take_actions().empty());
+}
+
 TEST_CASE("a lone device stops waiting for a pull after one timeout") {
     model::Mlp model(kWidths);
     model.init_he(1);
