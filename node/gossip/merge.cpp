@@ -93,6 +93,24 @@ double Merger::median_distance() const {
     return sorted[sorted.size() / 2];
 }
 
+void Merger::judge(bool refused, const DeviceId& origin) {
+    judged_.push_back({refused, origin});
+    while (judged_.size() > kJudgedWindow) judged_.pop_front();
+}
+
+bool Merger::left_behind() const {
+    std::size_t refused = 0;
+    const DeviceId* first = nullptr;
+    bool several = false;
+    for (const Judged& j : judged_) {
+        if (!j.refused) continue;
+        ++refused;
+        if (first == nullptr) first = &j.origin;
+        else if (j.origin != *first) several = true;
+    }
+    return several && 2 * refused >= kJudgedWindow;
+}
+
 MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     assert(incoming.parameters.size() == local.parameters.size());
     const std::span<const float> theirs = incoming.parameters;
@@ -113,13 +131,15 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     if (distances_.size() >= std::max<std::size_t>(config_.min_history, 1)) {
         const double median = median_distance();
         const bool too_far = out.distance > config_.outlier_factor * median;
+        judge(too_far, incoming.origin);
         if (too_far) {
             if (std::find(refusing_origins_.begin(), refusing_origins_.end(), incoming.origin) ==
                 refusing_origins_.end())
                 refusing_origins_.push_back(incoming.origin);
-            if (refusing_origins_.size() < kOriginsBeforeReset) return out;
+            if (refusing_origins_.size() < kOriginsBeforeReset && !left_behind()) return out;
             distances_.clear();
             window_.clear();
+            judged_.clear();
         } else {
             radius = config_.clip_factor * median;
         }

@@ -64,6 +64,11 @@ struct MergeOutcome {
 // concludes that it is the one that moved (a healed partition): history is dropped, the model
 // accepted. One hostile peer alone never triggers it; a model too large in norm never does.
 inline constexpr std::size_t kOriginsBeforeReset = 3;
+// The same conclusion when half of the last kJudgedWindow judged models were refused as too far,
+// from two origins or more: a group of devices left behind together keeps accepting its own
+// models between refusals, so refusals never come several in a row (two of a 4-device cluster
+// stuck apart from the other two refused ~1,550 models each and never merged again).
+inline constexpr std::size_t kJudgedWindow = 8;
 
 class Merger {
 public:
@@ -85,6 +90,13 @@ private:
     std::deque<double> distances_;
     std::deque<std::vector<float>> window_;  // last accepted models, for the trimmed mean
     std::vector<DeviceId> refusing_origins_;  // distinct origins refused since the last accept
+    struct Judged {
+        bool refused = false;
+        DeviceId origin{};
+    };
+    std::deque<Judged> judged_;  // the last kJudgedWindow outcomes of the distance check
+    void judge(bool refused, const DeviceId& origin);
+    bool left_behind() const;
     std::vector<float> scratch_;
 };
 

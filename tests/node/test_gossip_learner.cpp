@@ -183,6 +183,52 @@ TEST_CASE("refusals from several origins in a row mean this node moved: history 
     CHECK(merger.known_distances() == 1);
 }
 
+TEST_CASE("a pair left behind together resets though it keeps accepting each other's models") {
+    MergeConfig config;
+    config.weighting = Weighting::equal;
+    Merger merger(config);
+    std::vector<float> local(23, 1.0f);
+    for (std::uint8_t k = 0; k < 4; ++k) {
+        auto peer = local;
+        peer[k] += 0.01f;
+        REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, peer)).accepted);
+    }
+    // A 4-device cluster: the partner (device 5) is stuck where this one is, devices 10 and 11
+    // moved on. Each refusal is followed by the partner's model, accepted.
+    const std::vector<float> moved(23, 1.05f);
+    std::uint64_t version = 1;
+    const auto partner = [&] {
+        auto near = local;
+        near[0] += 0.01f;
+        return merger.merge({local, 1, 1.0}, message_from(5, version, near)).accepted;
+    };
+    for (int i = 0; i < 3; ++i) {
+        const std::uint8_t far = i % 2 == 0 ? 10 : 11;
+        CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(far, version, moved)).accepted);
+        CHECK(partner());
+        ++version;
+    }
+    // The fourth refusal in eight judged models, from two origins: this node is the one behind.
+    CHECK(merger.merge({local, 1, 1.0}, message_from(11, version, moved)).accepted);
+    CHECK(merger.known_distances() == 1);
+}
+
+TEST_CASE("one far origin never resets the history, however often it is refused") {
+    MergeConfig config;
+    config.weighting = Weighting::equal;
+    Merger merger(config);
+    std::vector<float> local(23, 1.0f);
+    for (std::uint8_t k = 0; k < 4; ++k) {
+        auto peer = local;
+        peer[k] += 0.01f;
+        REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, peer)).accepted);
+    }
+    const std::vector<float> moved(23, 1.05f);
+    for (std::uint64_t v = 1; v <= 20; ++v)
+        CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(10, v, moved)).accepted);
+    CHECK(merger.known_distances() == 4);
+}
+
 TEST_CASE("coordinate-wise trimmed mean ignores one extreme coordinate") {
     MergeConfig config;
     config.trimmed_window = 4;
