@@ -2,8 +2,8 @@
 // default MLP (784-256-128-10, 235,146 parameters): the message size, the time to encode one
 // (with error feedback, as a learner does) and to decode one (the lattice resolving against a
 // receiver whose values are within 0.01 of the sender's, as in a cluster that agrees), and the
-// time one merge takes, and what handing models between a node's training and gossip threads
-// costs. A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time well under
+// time one merge takes, what handing models between a node's training and gossip threads
+// costs, and a received lattice model end to end as the gossip thread takes it in. A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time well under
 // that keeps the link, not the CPU, the limit.
 //
 //   bench_gossip [--runs N]      (default 7; each figure is the median run)
@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "node/gossip/learner.hpp"
 #include "node/gossip/merge.hpp"
 #include "node/gossip/model_wire.hpp"
 #include "node/model/mlp.hpp"
@@ -119,5 +120,40 @@ int main(int argc, char** argv) {
     });
     std::printf("hand-offs: a copy of the model %.3f ms, adding a move %.3f ms; recording a move "
                 "%.3f ms\n", copy_s * 1e3, add_s * 1e3, record_s * 1e3);
+
+    // A received lattice model end to end on a node's gossip thread, the stream's opening and
+    // handshake aside: the copy the move is measured from, the learner's decode, lattice
+    // bookkeeping, duplicate check and merge, and the move recorded for the trainer.
+    m::Mlp mirror(widths);
+    std::copy(receiver.begin(), receiver.end(), mirror.parameters().begin());
+    g::LearnerConfig lattice;
+    lattice.encoding = g::Encoding::lattice;
+    lattice.merge.weighting = g::Weighting::equal;
+    g::GossipLearner learner(g::DeviceId{1}, mirror, lattice, 1);
+    learner.on_start(g::Time(0), /*catch_up=*/false);
+    g::ModelEncoder sending(g::Encoding::lattice);
+    sending.observe_peer(sender, peer);
+    g::ModelMessage from = header;
+    from.origin.fill(9);
+    // One message per call, each a new version (the same one twice would be a duplicate).
+    std::vector<std::vector<std::uint8_t>> messages;
+    for (int i = 0; i < runs * 20 + 1; ++i) {
+        ++from.version;
+        messages.push_back(sending.encode(from, sender));
+    }
+    std::vector<float> before;
+    std::size_t next = 0;
+    std::uint64_t merged = 0;
+    const double receive_s = median_seconds(runs, 20, [&] {
+        const std::span<const float> w = mirror.parameters();
+        before.assign(w.begin(), w.end());
+        if (learner.on_model_bytes(from.origin, messages.at(next), g::Time(1000 + next)) ==
+            g::Received::merged)
+            ++merged;
+        ++next;
+        m::record_move(move, mirror.parameters(), before, /*accumulate=*/true);
+    });
+    std::printf("a lattice model received end to end (copy, decode, merge, move; %llu merged): "
+                "%.3f ms\n", static_cast<unsigned long long>(merged), receive_s * 1e3);
     return 0;
 }
