@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "node/gossip/learner.hpp"
@@ -164,16 +165,23 @@ TEST_CASE("a far or huge model is refused once history is known; a far one is cl
     CHECK(l2_distance(local, before) == doctest::Approx(0.5 * 2.0 * median).epsilon(0.01));
 }
 
-TEST_CASE("refusals from several origins in a row mean this node moved: history resets") {
-    MergeConfig config;
-    config.weighting = Weighting::equal;
-    Merger merger(config);
-    std::vector<float> local(23, 1.0f);
+namespace {
+
+// Four peers' models just apart from `local`, merged: the history the outlier check judges by.
+void learn_history(Merger& merger, std::span<float> local) {
     for (std::uint8_t k = 0; k < 4; ++k) {
-        auto peer = local;
+        std::vector<float> peer(local.begin(), local.end());
         peer[k] += 0.01f;
         REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, peer)).accepted);
     }
+}
+
+}  // namespace
+
+TEST_CASE("refusals from several origins in a row mean this node moved: history resets") {
+    Merger merger({.weighting = Weighting::equal});
+    std::vector<float> local(23, 1.0f);
+    learn_history(merger, local);
     // The rest of the cluster moved on while this node was cut off (same norm scale).
     std::vector<float> moved(23, 1.05f);
     CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(10, 1, moved)).accepted);
@@ -184,15 +192,9 @@ TEST_CASE("refusals from several origins in a row mean this node moved: history 
 }
 
 TEST_CASE("a pair left behind together resets though it keeps accepting each other's models") {
-    MergeConfig config;
-    config.weighting = Weighting::equal;
-    Merger merger(config);
+    Merger merger({.weighting = Weighting::equal});
     std::vector<float> local(23, 1.0f);
-    for (std::uint8_t k = 0; k < 4; ++k) {
-        auto peer = local;
-        peer[k] += 0.01f;
-        REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, peer)).accepted);
-    }
+    learn_history(merger, local);
     // A 4-device cluster: the partner (device 5) is stuck where this one is, devices 10 and 11
     // moved on. Each refusal is followed by the partner's model, accepted.
     const std::vector<float> moved(23, 1.05f);
@@ -214,15 +216,9 @@ TEST_CASE("a pair left behind together resets though it keeps accepting each oth
 }
 
 TEST_CASE("one far origin never resets the history, however often it is refused") {
-    MergeConfig config;
-    config.weighting = Weighting::equal;
-    Merger merger(config);
+    Merger merger({.weighting = Weighting::equal});
     std::vector<float> local(23, 1.0f);
-    for (std::uint8_t k = 0; k < 4; ++k) {
-        auto peer = local;
-        peer[k] += 0.01f;
-        REQUIRE(merger.merge({local, 1, 1.0}, message_from(k + 2, 1, peer)).accepted);
-    }
+    learn_history(merger, local);
     const std::vector<float> moved(23, 1.05f);
     for (std::uint64_t v = 1; v <= 20; ++v)
         CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(10, v, moved)).accepted);
