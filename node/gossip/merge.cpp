@@ -100,15 +100,18 @@ void Merger::judge(bool refused, const DeviceId& origin) {
 
 bool Merger::left_behind() const {
     std::size_t refused = 0;
-    const DeviceId* first = nullptr;
-    bool several = false;
+    std::vector<DeviceId> origins;  // distinct, of all judged models
+    std::vector<DeviceId> refusing;  // distinct, of the refused ones
     for (const Judged& j : judged_) {
+        if (std::find(origins.begin(), origins.end(), j.origin) == origins.end())
+            origins.push_back(j.origin);
         if (!j.refused) continue;
         ++refused;
-        if (first == nullptr) first = &j.origin;
-        else if (j.origin != *first) several = true;
+        if (std::find(refusing.begin(), refusing.end(), j.origin) == refusing.end())
+            refusing.push_back(j.origin);
     }
-    return several && 2 * refused >= kJudgedWindow;
+    return origins.size() <= kOriginsBeforeReset && refusing.size() >= 2 &&
+           2 * refused >= kJudgedWindow;
 }
 
 MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {

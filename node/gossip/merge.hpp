@@ -64,10 +64,12 @@ struct MergeOutcome {
 // concludes that it is the one that moved (a healed partition): history is dropped, the model
 // accepted. One hostile peer alone never triggers it; a model too large in norm never does.
 inline constexpr std::size_t kOriginsBeforeReset = 3;
-// The same conclusion when half of the last kJudgedWindow judged models were refused as too far,
-// from two origins or more: a group of devices left behind together keeps accepting its own
-// models between refusals, so refusals never come several in a row (two of a 4-device cluster
-// stuck apart from the other two refused ~1,550 models each and never merged again).
+// In a small cluster (no more than kOriginsBeforeReset origins among the last kJudgedWindow
+// judged models) the same conclusion when half of those were refused as too far, from two origins
+// or more: there a group left behind together keeps accepting its own members' models between
+// refusals, and there are too few others for three in a row (two of a 4-device cluster stuck
+// apart from the other two refused ~1,550 models each and never merged again). In a larger one
+// the rule above stays the only one: this one, tried there, reset devices that were not behind.
 inline constexpr std::size_t kJudgedWindow = 8;
 
 class Merger {

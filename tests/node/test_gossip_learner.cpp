@@ -215,6 +215,25 @@ TEST_CASE("a pair left behind together resets though it keeps accepting each oth
     CHECK(merger.known_distances() == 1);
 }
 
+TEST_CASE("in a larger cluster, refusals between others' accepted models keep the history") {
+    Merger merger({.weighting = Weighting::equal});
+    std::vector<float> local(23, 1.0f);
+    learn_history(merger, local);
+    // Two far origins, each refusal followed by a near model from a different device: five
+    // origins in the window, so only refusals in a row would mean this node moved.
+    const std::vector<float> moved(23, 1.05f);
+    std::uint8_t near_origin = 20;
+    for (std::uint64_t v = 1; v <= 6; ++v) {
+        CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(v % 2 == 0 ? 10 : 11, v, moved))
+                        .accepted);
+        auto near = local;
+        near[1] += 0.01f;
+        CHECK(merger.merge({local, 1, 1.0}, message_from(near_origin++, 1, near)).accepted);
+    }
+    CHECK_FALSE(merger.merge({local, 1, 1.0}, message_from(10, 9, moved)).accepted);
+    CHECK(merger.known_distances() > 1);
+}
+
 TEST_CASE("one far origin never resets the history, however often it is refused") {
     Merger merger({.weighting = Weighting::equal});
     std::vector<float> local(23, 1.0f);
