@@ -5,777 +5,451 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
-#include <limits>
-#include <memory>
 #include <numbers>
 #include <numeric>
-#include <optional>
-#include <queue>
 #include <utility>
 
-#include "node/model/mlp.hpp"
-#include "node/model/optimizer.hpp"
-#include "node/model/rng.hpp"
-#include "node/model/trainer.hpp"
+#include "tools/sim/training_simulation.hpp"
 
 namespace starling::sim {
-namespace {
+namespace detail {
 
-using gossip::Time;
-
-// Virtual seconds before a transfer to an unreachable (partitioned) peer is given up; to a
-// dead host it fails after a round trip (the host refuses the connection).
-constexpr double kUnreachableTimeoutSeconds = 1.0;
-
-Time to_time(double seconds) {
-    return Time(static_cast<std::int64_t>(std::llround(seconds * 1e6)));
-}
-double to_seconds(Time t) { return static_cast<double>(t.count()) * 1e-6; }
-
-gossip::DeviceId device_id(std::uint32_t index) {
-    gossip::DeviceId id{};
-    for (int b = 0; b < 4; ++b) id[static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(index >> (8 * b));
-    id[4] = 0x5a;  // never all-zero
-    return id;
-}
-std::uint32_t device_index(const gossip::DeviceId& id) {
-    std::uint32_t index = 0;
-    for (int b = 0; b < 4; ++b) index |= std::uint32_t{id[static_cast<std::size_t>(b)]} << (8 * b);
-    return index;
+Simulation::Simulation(const TrainingScenario& scenario, const data::Dataset& train,
+                       const data::Dataset& test, std::FILE* progress, const Adversary& adversary)
+    : sc_(scenario), test_(test), progress_(progress), adversary_(adversary),
+      net_rng_(scenario.seed ^ 0x6E6574776F726Bull), garbage_rng_(scenario.seed ^ 0xBADull) {
+    eval_set_ = test.subset(first_rows(std::min<std::size_t>(scenario.eval_subset, test.size())));
+    deal(train);
 }
 
-enum class EventKind : std::uint8_t { step, tick, deliver, gossip_done, request, request_failed,
-                                      send_failed, consensus, scenario, eval };
+TrainingReport Simulation::run() {
+    for (auto& d : devices_) start_device(d, /*catch_up=*/false);
+    update_views();
+    for (std::size_t i = 0; i < sc_.events.size(); ++i)
+        push(Event{.at = sc_.events[i].at, .kind = EventKind::scenario, .scenario_index = i});
+    push(Event{.at = 0.0, .kind = EventKind::eval});
 
-// Received models a device's gossip thread holds before it drops more: the node's inbox
-// (runtime::kMaxQueuedModels).
-constexpr std::uint32_t kGossipInbox = 8;
-
-struct Event {
-    double at = 0;
-    std::uint64_t seq = 0;
-    EventKind kind = EventKind::step;
-    std::uint32_t node = 0;       // the device it happens to
-    std::uint32_t generation = 0; // of `node` when scheduled
-    std::uint32_t from = 0;       // deliver / request: the sender
-    std::uint32_t from_generation = 0;
-    std::uint64_t transfer = 0;
-    std::shared_ptr<const std::vector<std::uint8_t>> bytes = nullptr;
-    std::size_t scenario_index = 0;
-};
-
-// A transfer waiting for its round's model to be encoded on the gossip thread.
-struct PendingSend {
-    const void* round = nullptr;  // the learner's message: one encoding for a round's peers
-    std::uint32_t peer = 0;
-    std::uint64_t transfer = 0;
-    std::shared_ptr<const std::vector<std::uint8_t>> bytes;
-};
-
-struct Device {
-    std::uint32_t index = 0;
-    double speed = 1.0;
-    data::Dataset shard;
-    std::unique_ptr<model::Mlp> model;
-    std::unique_ptr<model::Mlp> served;  // scenario.served_average > 0: the running average
-    std::vector<float> before_merge;     // momentum_policy follow: the model a merge started from
-    std::unique_ptr<model::Optimizer> optimizer;
-    std::unique_ptr<model::Workspace> workspace;
-    std::unique_ptr<gossip::GossipLearner> learner;
-    model::Rng order_rng{1};
-    std::vector<std::uint32_t> order;
-    std::size_t cursor = 0;
-    std::vector<std::uint8_t> labels;
-    std::uint64_t trained = 0;  // examples trained (kept across restarts, as a checkpoint would)
-    std::uint64_t horizon = 0;  // examples in its schedule
-    bool alive = false;
-    bool finished = false;
-    bool step_scheduled = false;
-    Time tick_at = Time::max();
-    std::uint32_t consensus_done = 0;
-    std::uint32_t generation = 0;  // bumps on crash and restart: stale events are dropped
-    int group = 0;
-    double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
-    double cpu_debt = 0;                // gossip CPU seconds the next step waits for
-    // scenario.gossip_thread, as `starling node` runs it: the trainer hands the thread a copy of
-    // its model every round (`snapshot`, a later one replacing one not yet taken); the thread
-    // wakes, takes every model waiting in its inbox and the copy, merges the models one by one,
-    // then encodes the round from the copy plus what merges moved since it was made (`moves`).
-    // Pull answers wait in gossip_sends. Its job at hand, and its busy seconds over the run.
-    std::deque<Event> gossip_inbox;
-    std::vector<PendingSend> gossip_sends;
-    std::deque<Event> batch_models;  // taken at the thread's last wake, not yet merged
-    bool batch_round = false;        // that wake took the trainer's copy: the round follows
-    std::uint64_t unreported = 0;    // samples trained since the last copy
-    std::vector<float> snapshot;
-    std::uint64_t snapshot_samples = 0;
-    bool snapshot_ready = false;     // handed over, not yet taken
-    bool snapshot_live = false;      // handed over, its round not yet encoded: merges add moves
-    std::vector<float> moves;
-    std::vector<PendingSend> job_sends;
-    std::optional<Event> job_model;
-    bool gossip_working = false;
-    double gossip_busy = 0;
-    gossip::LearnerStats retired;       // stats of learners lost to crashes
-};
-
-struct Later {
-    bool operator()(const Event& a, const Event& b) const {
-        return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+    while (!queue_.empty()) {
+        Event e = queue_.top();
+        queue_.pop();
+        if (sc_.run_seconds > 0 && e.at > sc_.run_seconds) break;
+        if (e.kind == EventKind::eval && all_done() && !report_.curve.empty()) continue;
+        // A pull answered since its timeout was set leaves a tick with nothing to do: once
+        // every device is done it must not stretch the run's virtual length.
+        if (e.kind == EventKind::tick && all_done() && stale_tick(e)) continue;
+        now_ = e.at;
+        dispatch(e);
     }
-};
-
-void add_stats(gossip::LearnerStats& into, const gossip::LearnerStats& s) {
-    into.sends_completed += s.sends_completed;
-    into.bytes_sent += s.bytes_sent;
-    into.sends_started += s.sends_started;
-    into.models_merged += s.models_merged;
-    into.models_adopted += s.models_adopted;
-    into.models_clipped += s.models_clipped;
-    into.lattice_blocks += s.lattice_blocks;
-    into.lattice_blocks_unresolved += s.lattice_blocks_unresolved;
-    into.lost_pulls += s.lost_pulls;
-    into.rounds += s.rounds;
-    into.rounds_waited += s.rounds_waited;
-    for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) into.refused[i] += s.refused[i];
+    report_.virtual_seconds = now_;
+    finish();
+    return std::move(report_);
 }
 
-class Simulation {
-public:
-    Simulation(const TrainingScenario& scenario, const data::Dataset& train,
-               const data::Dataset& test, std::FILE* progress, const Adversary& adversary)
-        : sc_(scenario), test_(test), progress_(progress), adversary_(adversary),
-          net_rng_(scenario.seed ^ 0x6E6574776F726Bull), garbage_rng_(scenario.seed ^ 0xBADull) {
-        eval_set_ = test.subset(first_rows(std::min<std::size_t>(scenario.eval_subset, test.size())));
-        deal(train);
+std::vector<std::uint32_t> Simulation::first_rows(std::size_t n) {
+    std::vector<std::uint32_t> rows(n);
+    std::iota(rows.begin(), rows.end(), 0u);
+    return rows;
+}
+
+void Simulation::deal(const data::Dataset& train) {
+    const std::size_t want = std::min<std::size_t>(
+        train.size(), std::size_t{sc_.nodes} * sc_.images_per_node);
+    std::vector<std::uint32_t> rows(train.size());
+    std::iota(rows.begin(), rows.end(), 0u);
+    model::Rng rng(sc_.seed ^ 0x5348415244ull);
+    if (want < train.size()) rng.shuffle(std::span<std::uint32_t>(rows));
+    rows.resize(want);
+    std::sort(rows.begin(), rows.end());
+    const data::Dataset cut = train.subset(rows);
+    auto shards = data::split_indices(cut, sc_.split, sc_.nodes, sc_.seed);
+    if (!shards) {
+        error_ = shards.error().message;
+        return;
     }
-
-    TrainingReport run() {
-        for (auto& d : devices_) start_device(d, /*catch_up=*/false);
-        update_views();
-        for (std::size_t i = 0; i < sc_.events.size(); ++i)
-            push(Event{.at = sc_.events[i].at, .kind = EventKind::scenario, .scenario_index = i});
-        push(Event{.at = 0.0, .kind = EventKind::eval});
-
-        while (!queue_.empty()) {
-            Event e = queue_.top();
-            queue_.pop();
-            if (sc_.run_seconds > 0 && e.at > sc_.run_seconds) break;
-            if (e.kind == EventKind::eval && all_done() && !report_.curve.empty()) continue;
-            // A pull answered since its timeout was set leaves a tick with nothing to do: once
-            // every device is done it must not stretch the run's virtual length.
-            if (e.kind == EventKind::tick && all_done() && stale_tick(e)) continue;
-            now_ = e.at;
-            dispatch(e);
-        }
-        report_.virtual_seconds = now_;
-        finish();
-        return std::move(report_);
+    devices_.resize(sc_.nodes);
+    for (std::uint32_t i = 0; i < sc_.nodes; ++i) {
+        Device& d = devices_[i];
+        d.index = i;
+        d.speed = i < sc_.speeds.size() ? sc_.speeds[i] : 1.0;
+        d.shard = cut.subset((*shards)[i]);
+        d.horizon = static_cast<std::uint64_t>(sc_.epochs * static_cast<double>(d.shard.size()));
+        d.order_rng = model::Rng(sc_.seed * 1000003ull + i);
     }
+}
 
-private:
-    static std::vector<std::uint32_t> first_rows(std::size_t n) {
-        std::vector<std::uint32_t> rows(n);
-        std::iota(rows.begin(), rows.end(), 0u);
-        return rows;
+void Simulation::push(Event e) {
+    e.seq = seq_++;
+    queue_.push(std::move(e));
+}
+
+void Simulation::start_device(Device& d, bool catch_up) {
+    d.model = std::make_unique<model::Mlp>(sc_.widths);
+    d.model->init_he(sc_.common_init ? sc_.seed : sc_.seed * 7919ull + d.index + 1);
+    model::OptimizerConfig oc;
+    oc.learning_rate = sc_.learning_rate;
+    oc.momentum = sc_.momentum;
+    oc.weight_decay = sc_.weight_decay;
+    d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());
+    d.workspace = std::make_unique<model::Workspace>(*d.model, sc_.batch);
+    d.served = sc_.served_average > 0 ? std::make_unique<model::Mlp>(*d.model) : nullptr;
+    d.learner = std::make_unique<gossip::GossipLearner>(
+        device_id(d.index), *d.model, sc_.learner, sc_.seed * 31ull + d.index * 2654435761ull);
+    d.alive = true;
+    d.finished = d.trained >= d.horizon && sc_.run_seconds <= 0;
+    d.consensus_done = 0;
+    d.gossip_inbox.clear();
+    d.gossip_sends.clear();
+    d.batch_models.clear();
+    d.batch_round = false;
+    d.unreported = 0;
+    d.snapshot_samples = 0;
+    d.snapshot_ready = d.snapshot_live = false;
+    d.job_sends.clear();
+    d.job_model.reset();
+    d.gossip_working = false;
+    d.step_scheduled = false;
+    d.tick_at = Time::max();
+    d.learner->on_start(to_time(now_), catch_up);
+}
+
+bool Simulation::reachable(const Device& a, const Device& b) const {
+    return a.alive && b.alive && a.group == b.group;
+}
+
+// The membership view every device holds: live devices in its partition (membership
+// converges on that within seconds; the simulator skips the detection delay).
+void Simulation::update_views() {
+    for (Device& d : devices_) {
+        if (!d.alive) continue;
+        std::vector<gossip::PeerInfo> peers;
+        for (const Device& p : devices_)
+            if (p.index != d.index && reachable(d, p))
+                peers.push_back({device_id(p.index), p.learner->samples_seen()});
+        d.learner->on_peers_changed(peers, to_time(now_));
+        service(d);
     }
+}
 
-    void deal(const data::Dataset& train) {
-        const std::size_t want = std::min<std::size_t>(
-            train.size(), std::size_t{sc_.nodes} * sc_.images_per_node);
-        std::vector<std::uint32_t> rows(train.size());
-        std::iota(rows.begin(), rows.end(), 0u);
-        model::Rng rng(sc_.seed ^ 0x5348415244ull);
-        if (want < train.size()) rng.shuffle(std::span<std::uint32_t>(rows));
-        rows.resize(want);
-        std::sort(rows.begin(), rows.end());
-        const data::Dataset cut = train.subset(rows);
-        auto shards = data::split_indices(cut, sc_.split, sc_.nodes, sc_.seed);
-        if (!shards) {
-            error_ = shards.error().message;
-            return;
-        }
-        devices_.resize(sc_.nodes);
-        for (std::uint32_t i = 0; i < sc_.nodes; ++i) {
-            Device& d = devices_[i];
-            d.index = i;
-            d.speed = i < sc_.speeds.size() ? sc_.speeds[i] : 1.0;
-            d.shard = cut.subset((*shards)[i]);
-            d.horizon = static_cast<std::uint64_t>(sc_.epochs * static_cast<double>(d.shard.size()));
-            d.order_rng = model::Rng(sc_.seed * 1000003ull + i);
+double Simulation::step_seconds(const Device& d, std::size_t n) const {
+    return static_cast<double>(n) / (sc_.base_samples_per_second * d.speed * sc_.duty);
+}
+
+// Turns the learner's actions into transfers, and keeps a step and a tick scheduled.
+void Simulation::service(Device& d) {
+    if (!d.alive) return;
+    route(d, d.learner->take_actions(), d.gossip_sends);
+    start_gossip_job(d);
+    schedule(d);
+}
+
+// The learner's actions become transfers; with a gossip thread, sends wait in `sends` for it
+// to encode them.
+void Simulation::route(Device& d, std::vector<gossip::Action> actions,
+                       std::vector<PendingSend>& sends) {
+    const std::vector<std::uint8_t>* encoded = nullptr;  // a round's peers share one message
+    for (gossip::Action& a : actions) {
+        Device& peer = devices_[device_index(a.peer)];
+        if (a.kind == gossip::ActionKind::send_model) {
+            const bool new_round = a.bytes.get() != encoded;
+            encoded = a.bytes.get();
+            auto bytes = a.bytes;
+            if (is_adversary(d.index)) bytes = garbage(d);
+            if (!sc_.gossip_thread) {
+                if (new_round) d.cpu_debt += sc_.cpu_per_send / d.speed;
+                transfer(d, peer, a.transfer, std::move(bytes));
+            } else {
+                sends.push_back({encoded, peer.index, a.transfer, std::move(bytes)});
+            }
+        } else {
+            if (reachable(d, peer)) {
+                push(Event{.at = now_ + sc_.latency_seconds, .kind = EventKind::request,
+                           .node = peer.index, .generation = peer.generation, .from = d.index,
+                           .from_generation = d.generation, .transfer = a.transfer});
+            } else {
+                push(Event{.at = now_ + (peer.alive ? kUnreachableTimeoutSeconds
+                                                    : 2 * sc_.latency_seconds),
+                           .kind = EventKind::request_failed, .node = d.index,
+                           .generation = d.generation, .transfer = a.transfer});
+            }
         }
     }
+}
 
-    void push(Event e) {
-        e.seq = seq_++;
-        queue_.push(std::move(e));
+void Simulation::schedule(Device& d) {
+    const Time wake = d.learner->next_wakeup();
+    if (wake != Time::max() && wake != d.tick_at) {
+        d.tick_at = wake;
+        push(Event{.at = std::max(now_, to_seconds(wake)), .kind = EventKind::tick,
+                   .node = d.index, .generation = d.generation});
     }
-
-    void start_device(Device& d, bool catch_up) {
-        d.model = std::make_unique<model::Mlp>(sc_.widths);
-        d.model->init_he(sc_.common_init ? sc_.seed : sc_.seed * 7919ull + d.index + 1);
-        model::OptimizerConfig oc;
-        oc.learning_rate = sc_.learning_rate;
-        oc.momentum = sc_.momentum;
-        oc.weight_decay = sc_.weight_decay;
-        d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());
-        d.workspace = std::make_unique<model::Workspace>(*d.model, sc_.batch);
-        d.served = sc_.served_average > 0 ? std::make_unique<model::Mlp>(*d.model) : nullptr;
-        d.learner = std::make_unique<gossip::GossipLearner>(
-            device_id(d.index), *d.model, sc_.learner, sc_.seed * 31ull + d.index * 2654435761ull);
-        d.alive = true;
-        d.finished = d.trained >= d.horizon && sc_.run_seconds <= 0;
-        d.consensus_done = 0;
-        d.gossip_inbox.clear();
-        d.gossip_sends.clear();
-        d.batch_models.clear();
-        d.batch_round = false;
-        d.unreported = 0;
-        d.snapshot_samples = 0;
-        d.snapshot_ready = d.snapshot_live = false;
-        d.job_sends.clear();
-        d.job_model.reset();
-        d.gossip_working = false;
-        d.step_scheduled = false;
-        d.tick_at = Time::max();
-        d.learner->on_start(to_time(now_), catch_up);
+    if (!d.finished && !d.step_scheduled && d.learner->ready_to_train()) {
+        d.step_scheduled = true;
+        const double gossip_cpu = d.cpu_debt;
+        d.cpu_debt = 0;
+        push(Event{.at = now_ + gossip_cpu + step_seconds(d, static_cast<std::size_t>(sc_.batch)),
+                   .kind = EventKind::step, .node = d.index, .generation = d.generation});
     }
+}
 
-    bool reachable(const Device& a, const Device& b) const {
-        return a.alive && b.alive && a.group == b.group;
+void Simulation::transfer(Device& from, Device& to, std::uint64_t id,
+                          std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
+    if (!reachable(from, to)) {
+        push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
+                   .kind = EventKind::send_failed, .node = from.index,
+                   .generation = from.generation, .transfer = id});
+        return;
     }
+    // A switched LAN: the sender's uplink carries one transfer at a time into the switch,
+    // which queues it for the receiver's downlink (also one at a time). A busy receiver
+    // delays the arrival, not the sender's other transfers.
+    const double seconds = static_cast<double>(bytes->size()) / sc_.bandwidth_bytes_per_second;
+    const double up_start = std::max(now_, from.up_free);
+    from.up_free = up_start + seconds;
+    const double down_start = std::max(up_start, to.down_free);
+    to.down_free = down_start + seconds;
+    const double arrive = down_start + seconds + sc_.latency_seconds;
+    if (sc_.loss > 0 && net_rng_.uniform() < sc_.loss) {
+        push(Event{.at = arrive, .kind = EventKind::send_failed, .node = from.index,
+                   .generation = from.generation, .transfer = id});
+        return;
+    }
+    push(Event{.at = arrive, .kind = EventKind::deliver, .node = to.index,
+               .generation = to.generation, .from = from.index,
+               .from_generation = from.generation, .transfer = id, .bytes = std::move(bytes)});
+}
 
-    // The membership view every device holds: live devices in its partition (membership
-    // converges on that within seconds; the simulator skips the detection delay).
-    void update_views() {
-        for (Device& d : devices_) {
-            if (!d.alive) continue;
-            std::vector<gossip::PeerInfo> peers;
-            for (const Device& p : devices_)
-                if (p.index != d.index && reachable(d, p))
-                    peers.push_back({device_id(p.index), p.learner->samples_seen()});
-            d.learner->on_peers_changed(peers, to_time(now_));
+bool Simulation::is_adversary(std::uint32_t index) const {
+    return std::find(adversary_.nodes.begin(), adversary_.nodes.end(), index) !=
+           adversary_.nodes.end();
+}
+
+std::shared_ptr<const std::vector<std::uint8_t>> Simulation::garbage(Device& d) {
+    gossip::ModelMessage h = d.learner->header();
+    std::vector<float> values(d.model->parameters().size());
+    for (float& v : values) v = adversary_.scale * static_cast<float>(garbage_rng_.normal());
+    gossip::ModelEncoder encoder(gossip::Encoding::fp32);
+    ++report_.garbage_sent;
+    return std::make_shared<const std::vector<std::uint8_t>>(encoder.encode(h, values));
+}
+
+float Simulation::learning_rate(const Device& d) const {
+    if (!sc_.cosine) return sc_.learning_rate;
+    double progress = 0;
+    if (sc_.run_seconds > 0) progress = now_ / sc_.run_seconds;
+    else if (d.horizon > 0)
+        progress = static_cast<double>(d.trained) / static_cast<double>(d.horizon);
+    progress = std::clamp(progress, 0.0, 1.0);
+    return static_cast<float>(0.5 * sc_.learning_rate *
+                              (1.0 + std::cos(std::numbers::pi * progress)));
+}
+
+void Simulation::reset_momentum(Device& d) {
+    std::vector<std::vector<float>> zero(1, std::vector<float>(d.model->parameters().size(), 0.0f));
+    (void)d.optimizer->restore(d.optimizer->steps(), std::move(zero));
+}
+
+void Simulation::train_step(Device& d) {
+    d.step_scheduled = false;
+    if (d.finished || !d.learner->ready_to_train()) return;
+    const std::size_t batch =
+        std::min<std::size_t>(static_cast<std::size_t>(sc_.batch), d.shard.size());
+    if (d.cursor + batch > d.order.size()) {
+        d.order.resize(d.shard.size());
+        std::iota(d.order.begin(), d.order.end(), 0u);
+        d.order_rng.shuffle(std::span<std::uint32_t>(d.order));
+        d.cursor = 0;
+    }
+    const std::span<const std::uint32_t> rows(d.order.data() + d.cursor, batch);
+    d.cursor += batch;
+    d.shard.gather(rows, d.workspace->activation(0));
+    d.labels.resize(batch);
+    for (std::size_t i = 0; i < batch; ++i) d.labels[i] = d.shard.labels[rows[i]];
+    model::train_step(*d.model, *d.workspace, static_cast<int>(batch), d.labels.data(),
+                      *d.optimizer, learning_rate(d));
+    if (d.served) {
+        model::follow_average(d.served->parameters(), d.model->parameters(),
+                              sc_.served_average);
+    }
+    d.trained += batch;
+    report_.samples_trained += batch;
+    if (!sc_.gossip_thread) {
+        d.learner->on_local_samples(batch, to_time(now_));
+    } else if ((d.unreported += batch) >= sc_.learner.samples_per_round) {
+        hand_over(d);
+    }
+    const bool out_of_time = sc_.run_seconds > 0 && now_ >= sc_.run_seconds;
+    if ((sc_.run_seconds <= 0 && d.trained >= d.horizon) || out_of_time) {
+        d.finished = true;
+        if (d.served) {  // the device's answer is its average; the consensus rounds mix those
+            std::ranges::copy(d.served->parameters(), d.model->parameters().begin());
+            d.served.reset();
+        }
+        if (sc_.consensus_rounds > 0)
+            push(Event{.at = now_ + sc_.consensus_interval, .kind = EventKind::consensus,
+                       .node = d.index, .generation = d.generation});
+    }
+    service(d);
+}
+
+// A model arrived at d (its downlink delivered it): without a gossip thread d merges it now,
+// with one it waits for that thread (or is dropped when kGossipInbox already wait).
+void Simulation::receive(Device& d, const Event& e) {
+    Device& from = devices_[e.from];
+    const bool sender_same = from.alive && from.generation == e.from_generation;
+    const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
+    if (ok && !sc_.gossip_thread) {
+        merge(d, e);
+    } else if (ok && d.gossip_inbox.size() >= kGossipInbox) {
+        ++report_.models_dropped;
+    } else if (ok) {
+        d.gossip_inbox.push_back(e);
+        start_gossip_job(d);
+    }
+    if (sender_same) {
+        from.learner->on_send_finished(e.transfer, ok, to_time(now_));
+        service(from);
+    }
+}
+
+// d decodes and merges a received model (on its training core, or its gossip thread's work
+// done, the move added to the model).
+void Simulation::merge(Device& d, const Event& e) {
+    const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
+    const bool record = sc_.gossip_thread && d.snapshot_live;
+    if (follow || record)
+        d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
+    const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
+    if (record && outcome == gossip::Received::merged)
+        model::record_move(d.moves, d.model->parameters(), d.before_merge, /*accumulate=*/true);
+    if (record && outcome == gossip::Received::adopted) {  // the copy is of no use now
+        d.snapshot.assign(d.model->parameters().begin(), d.model->parameters().end());
+        std::ranges::fill(d.moves, 0.0f);
+    }
+    d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive) / d.speed;
+    if (follow && outcome == gossip::Received::merged)
+        d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
+    if (outcome == gossip::Received::adopted ||
+        (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
+        reset_momentum(d);
+    // Adopted: nothing of the old model is worth serving.
+    if (outcome == gossip::Received::adopted && d.served)
+        std::ranges::copy(d.model->parameters(), d.served->parameters().begin());
+    service(d);
+}
+
+void Simulation::dispatch(const Event& e) {
+    switch (e.kind) {
+    case EventKind::eval:
+        evaluate_all();
+        if (!all_done()) push(Event{.at = now_ + sc_.eval_every, .kind = EventKind::eval});
+        return;
+    case EventKind::scenario:
+        apply(sc_.events[e.scenario_index]);
+        return;
+    default: break;
+    }
+    Device& d = devices_[e.node];
+    switch (e.kind) {
+    case EventKind::step:
+        if (d.alive && d.generation == e.generation) train_step(d);
+        return;
+    case EventKind::tick:
+        if (d.alive && d.generation == e.generation) {
+            d.tick_at = Time::max();
+            d.learner->on_tick(to_time(now_));
             service(d);
         }
-    }
-
-    double step_seconds(const Device& d, std::size_t n) const {
-        return static_cast<double>(n) / (sc_.base_samples_per_second * d.speed * sc_.duty);
-    }
-
-    // Turns the learner's actions into transfers, and keeps a step and a tick scheduled.
-    void service(Device& d) {
-        if (!d.alive) return;
-        route(d, d.learner->take_actions(), d.gossip_sends);
-        start_gossip_job(d);
-        schedule(d);
-    }
-
-    // The learner's actions become transfers; with a gossip thread, sends wait in `sends` for it
-    // to encode them.
-    void route(Device& d, std::vector<gossip::Action> actions, std::vector<PendingSend>& sends) {
-        const std::vector<std::uint8_t>* encoded = nullptr;  // a round's peers share one message
-        for (gossip::Action& a : actions) {
-            Device& peer = devices_[device_index(a.peer)];
-            if (a.kind == gossip::ActionKind::send_model) {
-                const bool new_round = a.bytes.get() != encoded;
-                encoded = a.bytes.get();
-                auto bytes = a.bytes;
-                if (is_adversary(d.index)) bytes = garbage(d);
-                if (!sc_.gossip_thread) {
-                    if (new_round) d.cpu_debt += sc_.cpu_per_send / d.speed;
-                    transfer(d, peer, a.transfer, std::move(bytes));
-                } else {
-                    sends.push_back({encoded, peer.index, a.transfer, std::move(bytes)});
-                }
-            } else {
-                if (reachable(d, peer)) {
-                    push(Event{.at = now_ + sc_.latency_seconds, .kind = EventKind::request,
-                               .node = peer.index, .generation = peer.generation, .from = d.index,
-                               .from_generation = d.generation, .transfer = a.transfer});
-                } else {
-                    push(Event{.at = now_ + (peer.alive ? kUnreachableTimeoutSeconds
-                                                        : 2 * sc_.latency_seconds),
-                               .kind = EventKind::request_failed, .node = d.index,
-                               .generation = d.generation, .transfer = a.transfer});
-                }
-            }
+        return;
+    case EventKind::deliver:
+        receive(d, e);
+        return;
+    case EventKind::gossip_done:
+        if (d.alive && d.generation == e.generation) gossip_done(d);
+        return;
+    case EventKind::request: {
+        // The pull request reached the peer: it queues an answer like any send.
+        Device& from = devices_[e.from];
+        if (d.alive && d.generation == e.generation && reachable(d, from)) {
+            d.learner->on_model_requested(device_id(e.from), to_time(now_));
+            service(d);
+        } else if (from.alive && from.generation == e.from_generation) {
+            from.learner->on_request_failed(e.transfer, to_time(now_));
+            service(from);
         }
+        return;
     }
-
-    void schedule(Device& d) {
-        const Time wake = d.learner->next_wakeup();
-        if (wake != Time::max() && wake != d.tick_at) {
-            d.tick_at = wake;
-            push(Event{.at = std::max(now_, to_seconds(wake)), .kind = EventKind::tick,
-                       .node = d.index, .generation = d.generation});
+    case EventKind::request_failed:
+        if (d.alive && d.generation == e.generation) {
+            d.learner->on_request_failed(e.transfer, to_time(now_));
+            service(d);
         }
-        if (!d.finished && !d.step_scheduled && d.learner->ready_to_train()) {
-            d.step_scheduled = true;
-            const double gossip_cpu = d.cpu_debt;
-            d.cpu_debt = 0;
-            push(Event{.at = now_ + gossip_cpu + step_seconds(d, static_cast<std::size_t>(sc_.batch)),
-                       .kind = EventKind::step, .node = d.index, .generation = d.generation});
+        return;
+    case EventKind::send_failed:
+        if (d.alive && d.generation == e.generation) {
+            d.learner->on_send_finished(e.transfer, false, to_time(now_));
+            service(d);
         }
-    }
-
-    // An idle gossip thread takes its next job: the next model of those it took at its last
-    // wake, pull answers, then that wake's round; when all are done it wakes again and takes
-    // what waits. A round that found the link budget taken sends nothing and costs nothing.
-    void start_gossip_job(Device& d) {
-        if (!sc_.gossip_thread || d.gossip_working || !d.alive) return;
-        for (;;) {
-            if (d.batch_models.empty() && !d.batch_round) {
-                if (d.gossip_inbox.empty() && !d.snapshot_ready && d.gossip_sends.empty()) return;
-                d.batch_models.swap(d.gossip_inbox);
-                d.learner->end_batch();
-                if (sc_.batch_average) d.learner->begin_batch();
-                d.batch_round = std::exchange(d.snapshot_ready, false);
-            }
-            double seconds = 0;
-            if (!d.batch_models.empty()) {
-                d.job_model = std::move(d.batch_models.front());
-                d.batch_models.pop_front();
-                seconds = sc_.cpu_per_receive;
-            } else if (d.gossip_sends.empty()) {
-                d.batch_round = false;
-                encode_round(d);
-                if (d.job_sends.empty()) continue;
-                seconds = sc_.cpu_per_send;
-            } else {  // pull answers (one message, its peers), before the round
-                const void* round = d.gossip_sends.front().round;
-                const auto end = std::ranges::find_if(
-                    d.gossip_sends, [round](const PendingSend& p) { return p.round != round; });
-                d.job_sends.assign(std::make_move_iterator(d.gossip_sends.begin()),
-                                   std::make_move_iterator(end));
-                d.gossip_sends.erase(d.gossip_sends.begin(), end);
-                seconds = sc_.cpu_per_send;
-            }
-            d.gossip_working = true;
-            d.gossip_busy += seconds / d.speed;
-            push(Event{.at = now_ + seconds / d.speed, .kind = EventKind::gossip_done,
-                       .node = d.index, .generation = d.generation});
-            return;
-        }
-    }
-
-    // The thread's round: the learner sees the samples the copy carries and encodes the copy
-    // plus the moves merged since it was made (swapped in for the encoding only).
-    void encode_round(Device& d) {
-        const std::span<float> w = d.model->parameters();
-        d.before_merge.assign(w.begin(), w.end());
-        std::ranges::copy(d.snapshot, w.begin());
-        if (d.snapshot_live) model::add_move(w, d.moves);
-        d.snapshot_live = false;
-        d.learner->on_local_samples(std::exchange(d.snapshot_samples, 0), to_time(now_));
-        std::ranges::copy(d.before_merge, w.begin());
-        route(d, d.learner->take_actions(), d.job_sends);
-    }
-
-    // The trainer hands the gossip thread its model (a copy, charged to training).
-    void hand_over(Device& d) {
-        const std::span<const float> w = d.model->parameters();
-        d.snapshot.assign(w.begin(), w.end());
-        d.snapshot_samples += std::exchange(d.unreported, 0);
-        d.snapshot_ready = d.snapshot_live = true;
-        d.moves.assign(w.size(), 0.0f);
-        d.cpu_debt += sc_.handoff_per_send / d.speed;
-        start_gossip_job(d);
-    }
-
-    // The gossip thread finished its job: a round's transfers leave, or a model is merged.
-    void gossip_done(Device& d) {
-        d.gossip_working = false;
-        for (PendingSend& p : std::exchange(d.job_sends, {}))
-            transfer(d, devices_[p.peer], p.transfer, std::move(p.bytes));
-        if (d.job_model) {
-            Event e = std::move(*d.job_model);
-            d.job_model.reset();
-            merge(d, e);  // services d, which starts the next job
-        }
-        start_gossip_job(d);
-        schedule(d);
-    }
-
-    void transfer(Device& from, Device& to, std::uint64_t id,
-                  std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
-        if (!reachable(from, to)) {
-            push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
-                       .kind = EventKind::send_failed, .node = from.index,
-                       .generation = from.generation, .transfer = id});
-            return;
-        }
-        // A switched LAN: the sender's uplink carries one transfer at a time into the switch,
-        // which queues it for the receiver's downlink (also one at a time). A busy receiver
-        // delays the arrival, not the sender's other transfers.
-        const double seconds = static_cast<double>(bytes->size()) / sc_.bandwidth_bytes_per_second;
-        const double up_start = std::max(now_, from.up_free);
-        from.up_free = up_start + seconds;
-        const double down_start = std::max(up_start, to.down_free);
-        to.down_free = down_start + seconds;
-        const double arrive = down_start + seconds + sc_.latency_seconds;
-        if (sc_.loss > 0 && net_rng_.uniform() < sc_.loss) {
-            push(Event{.at = arrive, .kind = EventKind::send_failed, .node = from.index,
-                       .generation = from.generation, .transfer = id});
-            return;
-        }
-        push(Event{.at = arrive, .kind = EventKind::deliver, .node = to.index,
-                   .generation = to.generation, .from = from.index,
-                   .from_generation = from.generation, .transfer = id, .bytes = std::move(bytes)});
-    }
-
-    bool is_adversary(std::uint32_t index) const {
-        return std::find(adversary_.nodes.begin(), adversary_.nodes.end(), index) !=
-               adversary_.nodes.end();
-    }
-
-    std::shared_ptr<const std::vector<std::uint8_t>> garbage(Device& d) {
-        gossip::ModelMessage h = d.learner->header();
-        std::vector<float> values(d.model->parameters().size());
-        for (float& v : values) v = adversary_.scale * static_cast<float>(garbage_rng_.normal());
-        gossip::ModelEncoder encoder(gossip::Encoding::fp32);
-        ++report_.garbage_sent;
-        return std::make_shared<const std::vector<std::uint8_t>>(encoder.encode(h, values));
-    }
-
-    float learning_rate(const Device& d) const {
-        if (!sc_.cosine) return sc_.learning_rate;
-        double progress = 0;
-        if (sc_.run_seconds > 0) progress = now_ / sc_.run_seconds;
-        else if (d.horizon > 0) progress = static_cast<double>(d.trained) / static_cast<double>(d.horizon);
-        progress = std::clamp(progress, 0.0, 1.0);
-        return static_cast<float>(0.5 * sc_.learning_rate * (1.0 + std::cos(std::numbers::pi * progress)));
-    }
-
-    void reset_momentum(Device& d) {
-        std::vector<std::vector<float>> zero(1, std::vector<float>(d.model->parameters().size(), 0.0f));
-        (void)d.optimizer->restore(d.optimizer->steps(), std::move(zero));
-    }
-
-    void train_step(Device& d) {
-        d.step_scheduled = false;
-        if (d.finished || !d.learner->ready_to_train()) return;
-        const std::size_t batch = std::min<std::size_t>(static_cast<std::size_t>(sc_.batch), d.shard.size());
-        if (d.cursor + batch > d.order.size()) {
-            d.order.resize(d.shard.size());
-            std::iota(d.order.begin(), d.order.end(), 0u);
-            d.order_rng.shuffle(std::span<std::uint32_t>(d.order));
-            d.cursor = 0;
-        }
-        const std::span<const std::uint32_t> rows(d.order.data() + d.cursor, batch);
-        d.cursor += batch;
-        d.shard.gather(rows, d.workspace->activation(0));
-        d.labels.resize(batch);
-        for (std::size_t i = 0; i < batch; ++i) d.labels[i] = d.shard.labels[rows[i]];
-        model::train_step(*d.model, *d.workspace, static_cast<int>(batch), d.labels.data(),
-                          *d.optimizer, learning_rate(d));
-        if (d.served) {
-            model::follow_average(d.served->parameters(), d.model->parameters(),
-                                  sc_.served_average);
-        }
-        d.trained += batch;
-        report_.samples_trained += batch;
-        if (!sc_.gossip_thread) {
-            d.learner->on_local_samples(batch, to_time(now_));
-        } else if ((d.unreported += batch) >= sc_.learner.samples_per_round) {
-            hand_over(d);
-        }
-        const bool out_of_time = sc_.run_seconds > 0 && now_ >= sc_.run_seconds;
-        if ((sc_.run_seconds <= 0 && d.trained >= d.horizon) || out_of_time) {
-            d.finished = true;
-            if (d.served) {  // the device's answer is its average; the consensus rounds mix those
-                std::ranges::copy(d.served->parameters(), d.model->parameters().begin());
-                d.served.reset();
-            }
-            if (sc_.consensus_rounds > 0)
+        return;
+    case EventKind::consensus:
+        if (d.alive && d.generation == e.generation && d.consensus_done < sc_.consensus_rounds) {
+            ++d.consensus_done;
+            d.learner->on_round_due(to_time(now_));
+            service(d);
+            if (d.consensus_done < sc_.consensus_rounds)
                 push(Event{.at = now_ + sc_.consensus_interval, .kind = EventKind::consensus,
                            .node = d.index, .generation = d.generation});
         }
-        service(d);
+        return;
+    default: return;
     }
+}
 
-    // A model arrived at d (its downlink delivered it): without a gossip thread d merges it now,
-    // with one it waits for that thread (or is dropped when kGossipInbox already wait).
-    void receive(Device& d, const Event& e) {
-        Device& from = devices_[e.from];
-        const bool sender_same = from.alive && from.generation == e.from_generation;
-        const bool ok = d.alive && d.generation == e.generation && d.group == from.group;
-        if (ok && !sc_.gossip_thread) {
-            merge(d, e);
-        } else if (ok && d.gossip_inbox.size() >= kGossipInbox) {
-            ++report_.models_dropped;
-        } else if (ok) {
-            d.gossip_inbox.push_back(e);
-            start_gossip_job(d);
-        }
-        if (sender_same) {
-            from.learner->on_send_finished(e.transfer, ok, to_time(now_));
-            service(from);
-        }
-    }
-
-    // d decodes and merges a received model (on its training core, or its gossip thread's work
-    // done, the move added to the model).
-    void merge(Device& d, const Event& e) {
-        const bool follow = sc_.momentum_policy == MomentumPolicy::follow && !d.finished;
-        const bool record = sc_.gossip_thread && d.snapshot_live;
-        if (follow || record)
-            d.before_merge.assign(d.model->parameters().begin(), d.model->parameters().end());
-        const auto outcome = d.learner->on_model_bytes(device_id(e.from), *e.bytes, to_time(now_));
-        if (record && outcome == gossip::Received::merged)
-            model::record_move(d.moves, d.model->parameters(), d.before_merge, /*accumulate=*/true);
-        if (record && outcome == gossip::Received::adopted) {  // the copy is of no use now
-            d.snapshot.assign(d.model->parameters().begin(), d.model->parameters().end());
-            std::ranges::fill(d.moves, 0.0f);
-        }
-        d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive) / d.speed;
-        if (follow && outcome == gossip::Received::merged)
-            d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
-        if (outcome == gossip::Received::adopted ||
-            (outcome == gossip::Received::merged && sc_.momentum_policy == MomentumPolicy::reset))
-            reset_momentum(d);
-        // Adopted: nothing of the old model is worth serving.
-        if (outcome == gossip::Received::adopted && d.served)
-            std::ranges::copy(d.model->parameters(), d.served->parameters().begin());
-        service(d);
-    }
-
-    void dispatch(const Event& e) {
-        switch (e.kind) {
-        case EventKind::eval:
-            evaluate_all();
-            if (!all_done()) push(Event{.at = now_ + sc_.eval_every, .kind = EventKind::eval});
-            return;
-        case EventKind::scenario:
-            apply(sc_.events[e.scenario_index]);
-            return;
-        default: break;
-        }
-        Device& d = devices_[e.node];
-        switch (e.kind) {
-        case EventKind::step:
-            if (d.alive && d.generation == e.generation) train_step(d);
-            return;
-        case EventKind::tick:
-            if (d.alive && d.generation == e.generation) {
-                d.tick_at = Time::max();
-                d.learner->on_tick(to_time(now_));
-                service(d);
-            }
-            return;
-        case EventKind::deliver:
-            receive(d, e);
-            return;
-        case EventKind::gossip_done:
-            if (d.alive && d.generation == e.generation) gossip_done(d);
-            return;
-        case EventKind::request: {
-            // The pull request reached the peer: it queues an answer like any send.
-            Device& from = devices_[e.from];
-            if (d.alive && d.generation == e.generation && reachable(d, from)) {
-                d.learner->on_model_requested(device_id(e.from), to_time(now_));
-                service(d);
-            } else if (from.alive && from.generation == e.from_generation) {
-                from.learner->on_request_failed(e.transfer, to_time(now_));
-                service(from);
-            }
-            return;
-        }
-        case EventKind::request_failed:
-            if (d.alive && d.generation == e.generation) {
-                d.learner->on_request_failed(e.transfer, to_time(now_));
-                service(d);
-            }
-            return;
-        case EventKind::send_failed:
-            if (d.alive && d.generation == e.generation) {
-                d.learner->on_send_finished(e.transfer, false, to_time(now_));
-                service(d);
-            }
-            return;
-        case EventKind::consensus:
-            if (d.alive && d.generation == e.generation && d.consensus_done < sc_.consensus_rounds) {
-                ++d.consensus_done;
-                d.learner->on_round_due(to_time(now_));
-                service(d);
-                if (d.consensus_done < sc_.consensus_rounds)
-                    push(Event{.at = now_ + sc_.consensus_interval, .kind = EventKind::consensus,
-                               .node = d.index, .generation = d.generation});
-            }
-            return;
-        default: return;
-        }
-    }
-
-    void apply(const TrainingEvent& ev) {
-        switch (ev.kind) {
-        case TrainingEvent::crash:
-            for (const std::uint32_t n : ev.nodes) {
-                Device& d = devices_[n];
-                if (!d.alive) continue;
-                add_stats(d.retired, d.learner->stats());
-                d.alive = false;
-                ++d.generation;
-            }
-            break;
-        case TrainingEvent::restart:
-            for (const std::uint32_t n : ev.nodes) {
-                Device& d = devices_[n];
-                if (d.alive) continue;
-                ++d.generation;
-                start_device(d, /*catch_up=*/true);
-            }
-            break;
-        case TrainingEvent::partition:
-            for (Device& d : devices_) d.group = static_cast<int>(ev.groups.size());
-            for (std::size_t g = 0; g < ev.groups.size(); ++g)
-                for (const std::uint32_t n : ev.groups[g]) devices_[n].group = static_cast<int>(g);
-            break;
-        case TrainingEvent::heal:
-            for (Device& d : devices_) d.group = 0;
-            break;
-        }
-        update_views();
-    }
-
-    bool stale_tick(const Event& e) const {
-        const Device& d = devices_[e.node];
-        return !d.alive || d.generation != e.generation ||
-               d.learner->next_wakeup() == Time::max();
-    }
-
-    bool all_done() const {
-        for (const Device& d : devices_)
-            if (d.alive && (!d.finished || d.consensus_done < sc_.consensus_rounds)) return false;
-        return true;
-    }
-
-    double mean_epochs() const {
-        double sum = 0;
-        std::uint32_t n = 0;
-        for (const Device& d : devices_) {
-            if (!d.alive || d.shard.size() == 0) continue;
-            sum += static_cast<double>(d.trained) / static_cast<double>(d.shard.size());
-            ++n;
-        }
-        return n > 0 ? sum / n : 0.0;
-    }
-
-    std::uint64_t bytes_sent_total() const {
-        std::uint64_t total = 0;
-        for (const Device& d : devices_)
-            total += d.retired.bytes_sent + (d.learner ? d.learner->stats().bytes_sent : 0);
-        return total;
-    }
-
-    CurvePoint evaluate_on(const data::Dataset& ds, std::vector<double>* per_device) {
-        CurvePoint p;
-        p.time = now_;
-        p.mean_epochs = mean_epochs();
-        p.min = 1.0;
-        double sum = 0;
-        for (const Device& d : devices_) {
-            double acc = std::numeric_limits<double>::quiet_NaN();
-            if (d.alive) {
-                acc = model::evaluate(d.served ? *d.served : *d.model, ds).accuracy;
-                sum += acc;
-                p.min = std::min(p.min, acc);
-                p.max = std::max(p.max, acc);
-                ++p.live;
-            }
-            if (per_device) per_device->push_back(acc);
-        }
-        p.mean = p.live > 0 ? sum / p.live : 0.0;
-        if (p.live == 0) p.min = 0;
-        p.bytes_per_node = static_cast<double>(bytes_sent_total()) / std::max<std::size_t>(devices_.size(), 1);
-        return p;
-    }
-
-    void evaluate_all() {
-        const CurvePoint p = evaluate_on(eval_set_, nullptr);
-        report_.curve.push_back(p);
-        if (sc_.target_accuracy > 0 && report_.target_reached_at < 0 && p.mean >= sc_.target_accuracy) {
-            report_.target_reached_at = p.time;
-            report_.target_reached_epochs = p.mean_epochs;
-        }
-        if (progress_ != nullptr)
-            std::fprintf(progress_, "t=%8.3fs epochs=%6.2f acc mean %.4f min %.4f max %.4f live %u\n",
-                         p.time, p.mean_epochs, p.mean, p.min, p.max, p.live);
-    }
-
-    void evaluate_average_model() {
-        report_.average_model_full = report_.average_model_subset =
-            std::numeric_limits<double>::quiet_NaN();
-        std::optional<model::Mlp> average;
-        std::uint32_t live = 0;
-        for (const Device& d : devices_) {
+void Simulation::apply(const TrainingEvent& ev) {
+    switch (ev.kind) {
+    case TrainingEvent::crash:
+        for (const std::uint32_t n : ev.nodes) {
+            Device& d = devices_[n];
             if (!d.alive) continue;
-            const model::Mlp& m = d.served ? *d.served : *d.model;
-            if (!average) {
-                average.emplace(m);
-            } else {
-                auto into = average->parameters();
-                const auto from = m.parameters();
-                for (std::size_t i = 0; i < into.size(); ++i) into[i] += from[i];
-            }
-            ++live;
+            add_stats(d.retired, d.learner->stats());
+            d.alive = false;
+            ++d.generation;
         }
-        if (!average) return;
-        for (float& v : average->parameters()) v /= static_cast<float>(live);
-        report_.average_model_full = model::evaluate(*average, test_).accuracy;
-        report_.average_model_subset = model::evaluate(*average, eval_set_).accuracy;
+        break;
+    case TrainingEvent::restart:
+        for (const std::uint32_t n : ev.nodes) {
+            Device& d = devices_[n];
+            if (d.alive) continue;
+            ++d.generation;
+            start_device(d, /*catch_up=*/true);
+        }
+        break;
+    case TrainingEvent::partition:
+        for (Device& d : devices_) d.group = static_cast<int>(ev.groups.size());
+        for (std::size_t g = 0; g < ev.groups.size(); ++g)
+            for (const std::uint32_t n : ev.groups[g]) devices_[n].group = static_cast<int>(g);
+        break;
+    case TrainingEvent::heal:
+        for (Device& d : devices_) d.group = 0;
+        break;
     }
+    update_views();
+}
 
-    void finish() {
-        report_.final_full = evaluate_on(test_, &report_.final_accuracy);
-        evaluate_average_model();
-        gossip::LearnerStats total;
-        for (const Device& d : devices_) {
-            add_stats(total, d.retired);
-            if (d.learner) add_stats(total, d.learner->stats());
-        }
-        report_.exchanges = total.sends_completed;
-        report_.bytes_sent = total.bytes_sent;
-        report_.bytes_per_exchange =
-            total.sends_started > 0 ? static_cast<double>(total.bytes_sent) / total.sends_started : 0;
-        report_.fp32_message_bytes = static_cast<double>(gossip::encoded_size_estimate(
-            gossip::Encoding::fp32, model::parameter_count(sc_.widths), sc_.widths.size() - 1));
-        report_.merges = total.models_merged;
-        report_.adopted = total.models_adopted;
-        report_.clipped = total.models_clipped;
-        report_.lattice_blocks = total.lattice_blocks;
-        report_.lattice_blocks_unresolved = total.lattice_blocks_unresolved;
-        report_.lost_pulls = total.lost_pulls;
-        report_.rounds = total.rounds;
-        report_.rounds_waited = total.rounds_waited;
-        if (sc_.gossip_thread && now_ > 0 && !devices_.empty()) {
-            double busy = 0;
-            for (const Device& d : devices_) busy += d.gossip_busy;
-            report_.gossip_thread_busy = busy / now_ / static_cast<double>(devices_.size());
-        }
-        for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i) report_.refused[i] = total.refused[i];
-    }
+bool Simulation::stale_tick(const Event& e) const {
+    const Device& d = devices_[e.node];
+    return !d.alive || d.generation != e.generation ||
+           d.learner->next_wakeup() == Time::max();
+}
 
-public:
-    std::string error_;
+bool Simulation::all_done() const {
+    for (const Device& d : devices_)
+        if (d.alive && (!d.finished || d.consensus_done < sc_.consensus_rounds)) return false;
+    return true;
+}
 
-private:
-    const TrainingScenario& sc_;
-    const data::Dataset& test_;
-    data::Dataset eval_set_;
-    std::FILE* progress_;
-    const Adversary& adversary_;
-    std::vector<Device> devices_;
-    std::priority_queue<Event, std::vector<Event>, Later> queue_;
-    std::uint64_t seq_ = 0;
-    double now_ = 0;
-    model::Rng net_rng_;
-    model::Rng garbage_rng_;
-    TrainingReport report_;
-};
+}  // namespace detail
 
-}  // namespace
+using detail::Simulation;
 
 bool device_class_speed(std::string_view name, double& speed) noexcept {
     struct Class {
