@@ -51,7 +51,8 @@ governor=(--cpu-budget 100 --psi-cpu 100 --psi-memory 100 --psi-io 100 --busy-cp
 # Even nodes wait for the link (a round due with sends in flight holds training) and start a
 # round every 64 samples (at most every 200 ms, as the odd ones): the same floor. (With the even
 # nodes at 100 ms, CI once saw them stuck at 47% for 240 s, refusing about half the models they
-# got; likely as outliers, where two refused origins never make the three that reset a merge.)
+# got, likely as outliers: two refused origins never made the three that reset a merge; a small
+# cluster's merge now also resets when half of its recent models are refused.)
 start() {
   local i="$1" wait=()
   ((i % 2 == 0)) && wait=(--wait-for-link --round-samples 64)
