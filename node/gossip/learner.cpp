@@ -247,8 +247,9 @@ void GossipLearner::remember(const ModelMessage& message) {
 
 Received GossipLearner::on_model_bytes(const DeviceId& from, std::span<const std::uint8_t> bytes,
                                        Time now) {
-    DecodeResult decoded = decode_model(bytes, model_.widths(), model_.parameters());
-    if (const auto* refusal = std::get_if<ModelRefusal>(&decoded)) {
+    const std::optional<ModelRefusal> refusal =
+        decode_model_into(bytes, model_.widths(), model_.parameters(), received_);
+    if (refusal) {
         ++stats_.models_received;
         ++stats_.refused[static_cast<std::size_t>(refusal->reason)];
         if (refusal->reason == Refusal::unresolved &&
@@ -265,7 +266,7 @@ Received GossipLearner::on_model_bytes(const DeviceId& from, std::span<const std
             on_request_failed(*pull_transfer_, now);
         return Received::refused;
     }
-    return on_model(from, std::get<ModelMessage>(decoded), now);
+    return on_model(from, received_, now);
 }
 
 Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& message, Time now) {

@@ -187,6 +187,7 @@ private:
     model::Rng rng_;
     Merger merger_;
     ModelEncoder encoder_;
+    ModelMessage received_;  // on_model_bytes decodes into it, reusing its buffers
 
     std::vector<PeerInfo> peers_;
     std::vector<Action> actions_;

@@ -184,27 +184,60 @@ float absmax(const float* values, std::size_t count) {
     return top;
 }
 
+// What one message quantises, block by block: the parameters plus the error the previous
+// message left behind (error feedback). Each block is staged, quantised and its new error kept
+// while it is in L1: one pass over the model instead of a staged copy, a decoded copy and a
+// pass for the error.
+struct Staging {
+    std::span<const float> values;
+    const float* carried = nullptr;  // the previous message's error, or null for none
+    float* residual = nullptr;       // where this message's error goes (may be `carried`), or null
+};
+
+// Calls quantise(b, begin, s, d) for each block b of `block` values starting at `begin`: s holds
+// the staged values, and quantise writes into d what each decodes to.
+template <typename Quantise>
+void for_each_staged_block(const Staging& st, std::size_t block, Quantise quantise) {
+    const std::size_t n = st.values.size();
+    assert(block <= kMaxBlockValues);
+    float s[kMaxBlockValues];
+    float d[kMaxBlockValues];
+    for (std::size_t begin = 0, b = 0; begin < n; begin += block, ++b) {
+        const std::size_t count = std::min(n - begin, block);
+        const float* v = st.values.data() + begin;
+        if (st.carried != nullptr) {
+            const float* e = st.carried + begin;
+            for (std::size_t j = 0; j < count; ++j) s[j] = v[j] + e[j];
+        } else {
+            for (std::size_t j = 0; j < count; ++j) s[j] = v[j];
+        }
+        quantise(b, begin, std::span<const float>(s, count), d);
+        if (st.residual != nullptr) {
+            float* r = st.residual + begin;
+            for (std::size_t j = 0; j < count; ++j) r[j] = s[j] - d[j];
+        }
+    }
+}
+
 // Blockwise absmax quantisation to `levels` steps each side of zero; `put(k, begin, end)` stores
 // values [begin, end) from their levels k.
 template <typename Put>
-void quantise_blocks(std::span<const float> values, std::uint32_t block, float levels,
-                     std::vector<float>& scales, std::span<float> decoded, Put put) {
-    const std::size_t n = values.size();
-    scales.resize((n + block - 1) / block);
-    for (std::size_t b = 0; b < scales.size(); ++b) {
-        const std::size_t begin = b * block;
-        const std::size_t end = std::min(n, begin + block);
-        const float top = absmax(values.data() + begin, end - begin);
+void quantise_blocks(const Staging& st, std::uint32_t block, float levels,
+                     std::vector<float>& scales, Put put) {
+    scales.resize((st.values.size() + block - 1) / block);
+    for_each_staged_block(st, block, [&](std::size_t b, std::size_t begin,
+                                         std::span<const float> s, float* d) {
+        const float top = absmax(s.data(), s.size());
         const float scale = top / levels;
         scales[b] = scale;
         const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         float k[kMaxBlockValues];  // the levels (whole numbers), apart so both loops vectorise
-        for (std::size_t i = begin; i < end; ++i) {
-            k[i - begin] = round_even(std::clamp(values[i] * inverse, -levels, levels));
-            decoded[i] = k[i - begin] * scale;
+        for (std::size_t j = 0; j < s.size(); ++j) {
+            k[j] = round_even(std::clamp(s[j] * inverse, -levels, levels));
+            d[j] = k[j] * scale;
         }
-        put(k, begin, end);
-    }
+        put(k, begin, begin + s.size());
+    });
 }
 
 // Residues are taken modulo 16: a receiver resolves values within 8 steps of the sender's.
@@ -215,17 +248,15 @@ constexpr float kLatticeReach = 8.0f;
 // far from this model as the peer measured, times margin, resolves it. Where that step would be
 // no finer than int4's (peers far apart, early in training, or steps doubled after unresolved
 // blocks) the block goes as plain int4 instead, its scale negated: every receiver can read it.
-void quantise_lattice(std::span<const float> values, std::span<const float> spread, float margin,
+void quantise_lattice(const Staging& st, std::span<const float> spread, float margin,
                       std::uint8_t* payload, std::vector<float>& scales,
-                      std::vector<std::uint16_t>& checks, std::span<float> decoded) {
-    const std::size_t n = values.size();
+                      std::vector<std::uint16_t>& checks) {
     const std::size_t block = kLatticeBlockValues;
-    scales.resize((n + block - 1) / block);
+    scales.resize((st.values.size() + block - 1) / block);
     checks.resize(scales.size());
-    for (std::size_t b = 0; b < scales.size(); ++b) {
-        const std::size_t begin = b * block;
-        const std::size_t end = std::min(n, begin + block);
-        const float top = absmax(values.data() + begin, end - begin);
+    for_each_staged_block(st, block, [&](std::size_t b, std::size_t begin,
+                                         std::span<const float> s, float* d) {
+        const float top = absmax(s.data(), s.size());
         const float plain = top / kInt4Levels;
         const bool absolute = margin * spread[b] / kLatticeReach >= plain && plain > 0.0f;
         const float step = absolute ? plain
@@ -235,13 +266,13 @@ void quantise_lattice(std::span<const float> values, std::span<const float> spre
         const float inverse = step > 0.0f ? 1.0f / step : 0.0f;
         const float limit = absolute ? kInt4Levels : kMaxLatticeStepsFromZero;
         float k[kLatticeBlockValues];
-        for (std::size_t i = begin; i < end; ++i) {
-            k[i - begin] = round_even(std::clamp(values[i] * inverse, -limit, limit));
-            decoded[i] = k[i - begin] * step;
+        for (std::size_t j = 0; j < s.size(); ++j) {
+            k[j] = round_even(std::clamp(s[j] * inverse, -limit, limit));
+            d[j] = k[j] * step;
         }
-        pack_nibbles(k, begin, end, payload);
-        checks[b] = lattice_check({k, end - begin});
-    }
+        pack_nibbles(k, begin, begin + s.size(), payload);
+        checks[b] = lattice_check({k, s.size()});
+    });
 }
 
 // Turns a block's residues `k` into the indices nearest `near` / step. Returns nonzero when a
@@ -295,25 +326,27 @@ void resolve_lattice(const std::uint8_t* payload, const flatbuffers::Vector<floa
     }
 }
 
-// Quantises `values` into `payload` (and `scales` for the blockwise encodings); returns what each
-// value decodes to in `decoded` so the caller can keep the error.
-void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* payload,
-              std::vector<float>& scales, std::span<float> decoded) {
-    const std::size_t n = values.size();
+// Quantises the staged values into `payload` (and `scales` for the blockwise encodings),
+// keeping the error each leaves where `st` says.
+void quantise(Encoding encoding, const Staging& st, std::uint8_t* payload,
+              std::vector<float>& scales) {
     switch (encoding) {
-    case Encoding::fp32:
-        std::memcpy(payload, values.data(), n * sizeof(float));
-        std::copy(values.begin(), values.end(), decoded.begin());
+    case Encoding::fp32:  // exact: no error to keep
+        assert(st.carried == nullptr && st.residual == nullptr);
+        std::memcpy(payload, st.values.data(), st.values.size() * sizeof(float));
         return;
     case Encoding::fp16:
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::uint16_t h = float_to_half(std::clamp(values[i], -kMaxHalf, kMaxHalf));
-            std::memcpy(payload + 2 * i, &h, 2);
-            decoded[i] = half_to_float(h);
-        }
+        for_each_staged_block(st, kMaxBlockValues, [payload](std::size_t, std::size_t begin,
+                                                             std::span<const float> s, float* d) {
+            for (std::size_t j = 0; j < s.size(); ++j) {
+                const std::uint16_t h = float_to_half(std::clamp(s[j], -kMaxHalf, kMaxHalf));
+                std::memcpy(payload + 2 * (begin + j), &h, 2);
+                d[j] = half_to_float(h);
+            }
+        });
         return;
     case Encoding::int8:
-        quantise_blocks(values, kInt8BlockValues, kInt8Levels, scales, decoded,
+        quantise_blocks(st, kInt8BlockValues, kInt8Levels, scales,
                         [payload](const float* k, std::size_t begin, std::size_t end) {
                             for (std::size_t i = begin; i < end; ++i)
                                 payload[i] = static_cast<std::uint8_t>(
@@ -321,7 +354,7 @@ void quantise(Encoding encoding, std::span<const float> values, std::uint8_t* pa
                         });
         return;
     case Encoding::int4:
-        quantise_blocks(values, kInt4BlockValues, kInt4Levels, scales, decoded,
+        quantise_blocks(st, kInt4BlockValues, kInt4Levels, scales,
                         [payload](const float* k, std::size_t begin, std::size_t end) {
                             pack_nibbles(k, begin, end, payload);
                         });
@@ -456,9 +489,12 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
     const bool feedback = error_feedback_ && encoding_ != Encoding::fp32;
 
     // What is quantised: the parameters plus the error the previous message left behind.
-    staged_.assign(parameters.begin(), parameters.end());
-    if (feedback && residual_.size() == n)
-        for (std::size_t i = 0; i < n; ++i) staged_[i] += residual_[i];
+    Staging staging{parameters};
+    if (feedback) {
+        if (residual_.size() == n) staging.carried = residual_.data();
+        residual_.resize(n);  // every value is written as its block is quantised
+        staging.residual = residual_.data();
+    }
 
     // A lattice needs a measure of how far peers are; until one is known, int8.
     const Encoding encoding =
@@ -471,16 +507,10 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
         fbb.CreateUninitializedVector(payload_bytes(encoding, n), &payload);
     std::vector<float> scales;
     std::vector<std::uint16_t> checks;
-    decoded_.resize(n);  // every value is written below
-    const std::span<float> decoded = decoded_;
     if (encoding == Encoding::lattice)
-        quantise_lattice(staged_, spread_, lattice_margin_, payload, scales, checks, decoded);
+        quantise_lattice(staging, spread_, lattice_margin_, payload, scales, checks);
     else
-        quantise(encoding, staged_, payload, scales, decoded);
-    if (feedback) {
-        residual_.resize(n);
-        for (std::size_t i = 0; i < n; ++i) residual_[i] = staged_[i] - decoded[i];
-    }
+        quantise(encoding, staging, payload, scales);
 
     const auto scales_offset = block_values(encoding) != 0
                                    ? fbb.CreateVector(scales)
@@ -500,6 +530,16 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                           std::span<const std::uint32_t> expected_widths,
                           std::span<const float> local) {
+    ModelMessage message;
+    if (auto refusal = decode_model_into(bytes, expected_widths, local, message))
+        return std::move(*refusal);
+    return message;
+}
+
+std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> bytes,
+                                              std::span<const std::uint32_t> expected_widths,
+                                              std::span<const float> local,
+                                              ModelMessage& message) {
     if (bytes.size() > limits::kMaxModelMessageBytes)
         return refuse(Refusal::too_large, std::to_string(bytes.size()) + " bytes, over the limit of " +
                                               std::to_string(limits::kMaxModelMessageBytes));
@@ -580,13 +620,14 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
     if (root.mass() <= 0.0)
         return refuse(Refusal::bad_mass, "mass " + std::to_string(root.mass()));
 
-    ModelMessage message;
     std::copy(root.origin()->begin(), root.origin()->end(), message.origin.begin());
     message.version = root.version();
     message.samples_seen = root.samples_seen();
     message.mass = root.mass();
     message.widths.assign(widths.begin(), widths.end());
-    message.parameters.resize(n);
+    message.parameters.resize(n);  // every value is written below
+    message.lattice_blocks = 0;
+    message.unresolved_blocks.clear();
     const std::uint8_t* payload = root.payload()->data();
     switch (encoding) {
     case Encoding::fp32:
@@ -644,7 +685,7 @@ DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                       "parameter[" + std::to_string(bad - message.parameters.begin()) +
                           "] is not finite");
     }
-    return message;
+    return std::nullopt;
 }
 
 }  // namespace starling::gossip

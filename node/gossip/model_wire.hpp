@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -104,6 +105,12 @@ using DecodeResult = std::variant<ModelMessage, ModelRefusal>;
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                           std::span<const std::uint32_t> expected_widths,
                           std::span<const float> local = {});
+// The same into `out`, reusing its buffers: a gossip thread takes in a model every millisecond
+// or two, and a fresh model-sized buffer each time costs page faults. nullopt when it decoded;
+// after a refusal what `out` holds means nothing.
+std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> bytes,
+                                              std::span<const std::uint32_t> expected_widths,
+                                              std::span<const float> local, ModelMessage& out);
 
 // Encodes models for one stream of updates. For fp16, int8, int4 and lattice it keeps the
 // quantisation error of the previous message (error feedback) and adds it to the next, so what
@@ -132,8 +139,6 @@ private:
     bool error_feedback_;
     float lattice_margin_;
     std::vector<float> residual_;
-    std::vector<float> staged_;   // parameters + residual, reused
-    std::vector<float> decoded_;  // what receivers will read, reused
     std::vector<float> spread_;  // lattice: per block, the last measured distance to a peer
 };
 

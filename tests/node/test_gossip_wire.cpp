@@ -427,6 +427,42 @@ TEST_CASE("a lattice message resolves against the receiver's nearby model") {
         CHECK(worst_doubled > 0.5 * step);
 }
 
+TEST_CASE("decoding into a used message leaves nothing of the model it held before") {
+    const ModelMessage sender = lattice_message(3);
+    ModelEncoder encoder(Encoding::lattice, false);
+    ModelMessage peer = sender;
+    peer.parameters = nearby(sender.parameters, 0.01, 5);
+    encoder.observe_peer(sender.parameters, peer);
+    const auto lattice = encoder.encode(sender, sender.parameters);
+    std::vector<float> one_far = nearby(sender.parameters, 0.01, 9);
+    for (std::size_t i = 0; i < kLatticeBlockValues; ++i) one_far[i] += 1.0f;
+
+    // First a lattice model with an unresolved block, then an int8 one into the same message.
+    ModelMessage reused;
+    REQUIRE_FALSE(decode_model_into(lattice, kLatticeWidths, one_far, reused));
+    REQUIRE(reused.unresolved_blocks == std::vector<std::uint32_t>{0});
+    ModelMessage other = sender;
+    other.version = 9;
+    other.samples_seen = 77;
+    other.parameters = nearby(sender.parameters, 0.2, 11);
+    const auto int8 = ModelEncoder(Encoding::int8, false).encode(other, other.parameters);
+    REQUIRE_FALSE(decode_model_into(int8, kLatticeWidths, one_far, reused));
+    const DecodeResult fresh = decode_model(int8, kLatticeWidths);
+    REQUIRE(std::holds_alternative<ModelMessage>(fresh));
+    const ModelMessage& want = std::get<ModelMessage>(fresh);
+    CHECK(reused.version == 9);
+    CHECK(reused.samples_seen == 77);
+    CHECK(reused.lattice_blocks == 0);
+    CHECK(reused.unresolved_blocks.empty());
+    CHECK(reused.parameters == want.parameters);
+
+    // A refusal says why, as decode_model does.
+    std::vector<std::uint8_t> cut(int8.begin(), int8.end() - 1);
+    const std::optional<ModelRefusal> refused = decode_model_into(cut, kLatticeWidths, {}, reused);
+    REQUIRE(refused);
+    CHECK(refused->reason == Refusal::malformed);
+}
+
 TEST_CASE("a lattice block no finer than int4 goes as plain int4, readable from anywhere") {
     const ModelMessage sender = lattice_message(5);
     ModelEncoder encoder(Encoding::lattice, false);
