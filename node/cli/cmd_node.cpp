@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "crypto/cluster.hpp"
+#include "firmware/heap.hpp"
 #include "node/cli/cli.hpp"
 #include "node/cli/commands.hpp"
 #include "node/cli/node_service.hpp"
@@ -124,6 +125,8 @@ int run_node(const NodeArgs& given) {
     Result<NodeSettings> settings = resolve_node_settings(given, firmware::detect_hardware());
     if (!settings) return report(settings.error());
     const NodeArgs& a = settings->args;
+    if (!firmware::keep_model_buffers_in_heap())
+        log_line("malloc refused the model-buffer thresholds: each model buffer is mapped anew");
     net::EventLoop loop;
     ServiceNotifier service(loop, log_line);
     std::optional<crypto::EnrollmentBundle> bundle = wait_for_bundle(loop, *settings, service,

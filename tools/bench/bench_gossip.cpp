@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "firmware/heap.hpp"
 #include "node/gossip/learner.hpp"
 #include "node/gossip/merge.hpp"
 #include "node/gossip/model_wire.hpp"
@@ -43,6 +44,9 @@ std::vector<float> near(const std::vector<float>& base, double by, std::uint64_t
 }  // namespace
 
 int main(int argc, char** argv) {
+    // As `starling node` runs: model-sized buffers are reused from the heap, not mapped anew.
+    if (!starling::firmware::keep_model_buffers_in_heap())
+        std::fprintf(stderr, "bench_gossip: malloc refused the thresholds; figures include faults\n");
     int runs = 7;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
