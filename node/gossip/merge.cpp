@@ -64,21 +64,29 @@ double l2_distance(std::span<const float> a, std::span<const float> b) noexcept 
 
 namespace {
 
-// The three sums a merge judges by, in one pass over both models: lane_sums as l2_distance and
+// The two sums a merge judges by, in one pass over both models: lane_sums as l2_distance and
 // l2_norm take them, so the same values to the last bit.
 struct SumsOfSquares {
     double apart = 0.0;  // (theirs - local)^2
     double local = 0.0;
-    double theirs = 0.0;
 };
 
 SumsOfSquares sums_of_squares(std::span<const float> theirs, std::span<const float> local) {
-    const auto sums = lane_sums<3>(theirs.size(), [theirs, local](std::size_t i) {
+    const auto sums = lane_sums<2>(theirs.size(), [theirs, local](std::size_t i) {
         const double t = theirs[i], l = local[i];
         const double d = t - l;
-        return std::array{d * d, l * l, t * t};
+        return std::array{d * d, l * l};
     });
-    return {sums[0], sums[1], sums[2]};
+    return {sums[0], sums[1]};
+}
+
+// Whether |theirs| > factor * |local|. |theirs| <= |local| + |theirs - local|, so a model near
+// the local one (every model but a bad one) passes without a third sum over its values.
+bool too_large(std::span<const float> theirs, double local_norm, double distance, double factor) {
+    const double limit = factor * local_norm;
+    constexpr double kRounding = 1e-9;  // relative; the sums' rounding is far below it
+    if ((local_norm + distance) * (1.0 + kRounding) <= limit) return false;
+    return l2_norm(theirs) > limit;
 }
 
 }  // namespace
@@ -129,7 +137,8 @@ MergeOutcome Merger::merge(LocalModel local, const ModelMessage& incoming) {
     // A model far larger in norm than the local one is refused from the first merge on (an
     // initialised model is a fair yardstick: training changes norms by small factors).
     const double local_norm = std::sqrt(sums.local);
-    if (local_norm > 0 && std::sqrt(sums.theirs) > config_.norm_factor * local_norm) return out;
+    if (local_norm > 0 && too_large(theirs, local_norm, out.distance, config_.norm_factor))
+        return out;
     double radius = 0.0;
     if (distances_.size() >= std::max<std::size_t>(config_.min_history, 1)) {
         const double median = median_distance();

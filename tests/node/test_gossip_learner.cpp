@@ -165,6 +165,32 @@ TEST_CASE("a far or huge model is refused once history is known; a far one is cl
     CHECK(l2_distance(local, before) == doctest::Approx(0.5 * 2.0 * median).epsilon(0.01));
 }
 
+TEST_CASE("the norm check refuses a model over norm_factor times the local norm, from the first") {
+    // Far from the local model yet small (the bound |local| + distance cannot clear it, so the
+    // norm itself is measured), near it, and over the factor in either direction.
+    const std::vector<float> base = noisy(0.0f, 0.1f, 7);
+    const auto scaled = [&](float by) {
+        std::vector<float> v = base;
+        for (float& x : v) x *= by;
+        return v;
+    };
+    struct Case {
+        float by;
+        bool accepted;
+    };
+    for (const Case c : {Case{2.9f, true}, Case{-1.5f, true}, Case{-2.5f, true},
+                         Case{3.5f, false}, Case{-3.5f, false}}) {
+        CAPTURE(c.by);
+        MergeConfig config;  // norm_factor 3, no history yet
+        config.weighting = Weighting::equal;
+        Merger merger(config);
+        std::vector<float> local = base;
+        const MergeOutcome out = merger.merge({local, 100, 1.0}, message_from(2, 1, scaled(c.by)));
+        CHECK(out.accepted == c.accepted);
+        CHECK((local == base) == !c.accepted);
+    }
+}
+
 namespace {
 
 // Four peers' models just apart from `local`, merged: the history the outlier check judges by.
