@@ -401,8 +401,13 @@ void LearningLoop::run_gossip() {
         // The models that waited are averaged as one batch, each with an equal share.
         if (peers) learner_.on_peers_changed(*peers, t);
         learner_.begin_batch();
-        for (Event& e : events) handle(e, t);
+        const bool models = std::ranges::any_of(
+            events, [](const Event& e) { return e.kind == Event::Kind::model; });
+        if (models) before_.assign(mirror_.parameters().begin(), mirror_.parameters().end());
+        gossip::Received batch = gossip::Received::refused;  // the batch's strongest outcome
+        for (Event& e : events) handle(e, t, batch);
         learner_.end_batch();
+        if (batch != gossip::Received::refused) hand_merges_to_trainer(batch);
         events.clear();
         if (samples > 0) learner_.on_local_samples(samples, t);
         learner_.on_tick(t);
@@ -423,34 +428,42 @@ void LearningLoop::take_snapshot(const std::unique_lock<std::mutex>& lock) {
     if (moves_ready_) model::add_move(m, moves_);  // merged since the copy, not yet taken
 }
 
-void LearningLoop::handle(Event& e, gossip::Time t) {
+void LearningLoop::handle(Event& e, gossip::Time t, gossip::Received& batch) {
     switch (e.kind) {
     case Event::Kind::model: {
-        const std::span<const float> m = mirror_.parameters();
-        before_.assign(m.begin(), m.end());
         const gossip::Received outcome = learner_.on_model_bytes(e.from, e.bytes, t);
-        if (outcome == gossip::Received::refused) return;
-        {
-            std::lock_guard lock(mutex_);
-            if (outcome == gossip::Received::adopted || adopted_) {  // the whole model, again
-                moves_.assign(m.begin(), m.end());
-                adopted_ = true;
-                moves_ready_ = false;
-            } else {
-                moves_.resize(m.size());
-                model::record_move(moves_, m, before_, /*accumulate=*/moves_ready_);
-                moves_ready_ = true;
-            }
+        if (outcome == gossip::Received::adopted) {
+            batch = outcome;
+            if (log_)
+                log_("caught up: adopted a peer's model with " +
+                     std::to_string(learner_.samples_seen()) + " samples seen");
+        } else if (outcome == gossip::Received::merged && batch == gossip::Received::refused) {
+            batch = outcome;
         }
-        training_wake_.notify_one();
-        if (outcome == gossip::Received::adopted && log_)
-            log_("caught up: adopted a peer's model with " +
-                 std::to_string(learner_.samples_seen()) + " samples seen");
         return;
     }
     case Event::Kind::sent: learner_.on_send_finished(e.transfer, e.delivered, t); return;
     case Event::Kind::request_failed: learner_.on_request_failed(e.transfer, t); return;
     }
+}
+
+// One move for the whole batch (the mirror now against the mirror before it), not one per
+// model: a busy thread takes several models a wake, and each move costs a copy and a pass.
+void LearningLoop::hand_merges_to_trainer(gossip::Received batch) {
+    const std::span<const float> m = mirror_.parameters();
+    {
+        std::lock_guard lock(mutex_);
+        if (batch == gossip::Received::adopted || adopted_) {  // the whole model, again
+            moves_.assign(m.begin(), m.end());
+            adopted_ = true;
+            moves_ready_ = false;
+        } else {
+            moves_.resize(m.size());
+            model::record_move(moves_, m, before_, /*accumulate=*/moves_ready_);
+            moves_ready_ = true;
+        }
+    }
+    training_wake_.notify_one();
 }
 
 void LearningLoop::forward_actions() {

@@ -182,7 +182,9 @@ private:
     void run_gossip();
     // The trainer's copy, plus the moves it does not hold yet, becomes the mirror.
     void take_snapshot(const std::unique_lock<std::mutex>& lock);
-    void handle(Event& event, gossip::Time now);
+    // Outcomes of a wake's models fold into `batch`: adopted over merged over refused.
+    void handle(Event& event, gossip::Time now, gossip::Received& batch);
+    void hand_merges_to_trainer(gossip::Received batch);
     void forward_actions();
     void publish(gossip::Time now);
     void publish_status(gossip::Time busy_since);
@@ -215,7 +217,7 @@ private:
 
     // Gossip thread.
     model::Mlp mirror_;              // the trainer's last copy, plus the merges' moves since
-    std::vector<float> before_;      // the mirror before a merge
+    std::vector<float> before_;      // the mirror before a wake's merges
     std::vector<float> handed_;      // the trainer's copy, taken from the shared slot
     gossip::GossipLearner learner_;  // on mirror_
     gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};
