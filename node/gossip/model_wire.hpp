@@ -20,8 +20,9 @@ namespace starling::gossip {
 
 using crypto::DeviceId;
 
-// The model message layout this build writes (and the newest it reads).
-inline constexpr std::uint16_t kModelFormatVersion = 1;
+// The model message layout this build writes (and the newest it reads). 2: the lattice blocks'
+// checks are weighted sums (version 1's hash chains are still read).
+inline constexpr std::uint16_t kModelFormatVersion = 2;
 
 // Values sharing one int8 scale: small enough that one large weight does not flatten its block,
 // large enough that the fp32 scales add ~1.6% to the int8 payload.

@@ -463,6 +463,92 @@ TEST_CASE("decoding into a used message leaves nothing of the model it held befo
     CHECK(refused->reason == Refusal::malformed);
 }
 
+TEST_CASE("a lattice index off by whole periods anywhere in a block fails that block's check") {
+    const ModelMessage sender = lattice_message(3);
+    ModelEncoder encoder(Encoding::lattice, false);
+    ModelMessage peer = sender;
+    peer.parameters = nearby(sender.parameters, 0.01, 5);
+    encoder.observe_peer(sender.parameters, peer);
+    const auto bytes = encoder.encode(sender, sender.parameters);
+    const wire::ModelMessage& root = *wire::GetSizePrefixedModelMessage(bytes.data());
+    REQUIRE(root.format_version() == kModelFormatVersion);
+    // A receiver at the sender's decoded values resolves every block; moving one value of it
+    // by whole periods (16 steps) makes that value's index wrong by as much. Every position of
+    // the 940 values (seven blocks of 128, one of 44) is tried, each at 1, -3 and 4,095 periods.
+    const DecodeResult exact =
+        decode_model(bytes, kLatticeWidths, nearby(sender.parameters, 0.01, 9));
+    REQUIRE(std::holds_alternative<ModelMessage>(exact));
+    const std::vector<float>& at = std::get<ModelMessage>(exact).parameters;
+    std::size_t tried = 0, missed = 0;
+    for (std::size_t i = 0; i < at.size(); ++i) {
+        const auto b = static_cast<std::uint32_t>(i / kLatticeBlockValues);
+        const float step = root.scales()->Get(b);
+        REQUIRE(step > 0.0f);  // every block on the lattice
+        for (const float periods : {1.0f, -3.0f, 4095.0f}) {
+            std::vector<float> local = at;
+            local[i] += periods * 16.0f * step;
+            const DecodeResult r = decode_model(bytes, kLatticeWidths, local);
+            REQUIRE(std::holds_alternative<ModelMessage>(r));
+            ++tried;
+            if (std::get<ModelMessage>(r).unresolved_blocks != std::vector<std::uint32_t>{b})
+                ++missed;
+        }
+    }
+    CHECK(tried == 3 * 940);
+    CHECK(missed == 0);
+}
+
+// A lattice message as a format-1 sender wrote it (its checks hashed): lattice_message(3) sent
+// with steps set by a peer at nearby(.., 0.01, 5), as the test above sends it.
+constexpr std::string_view kLatticeV1Hex =
+    "9402000024000000534d444c00001a003800060008002000280030000c0005001000140018001c001a000000"
+    "00040100400000002c000000800000005c0000007c000000400000002a00000000000000d204000000000000"
+    "000000000000e03f03000000140000001e0000000a000000100000000102030405060708090a0b0c0d0e0f10"
+    "0800000010dd350810ec587be71d6d8bfa5aedb00800000080b06f3b08dd723b0c9a753bd8a6753b7fb4753b"
+    "50bc753b408c733bc06b683bd60100000e77035bf2e92ee7bdd5239f09363283e0db40edba61b45e8d3c3191"
+    "c84d0106bdcb5151f1e80a2167625a9cb18a988eff7903165f1e743ce1b76caa762d0972c75d1c9e651774be"
+    "f15bb12fd3a12d1d8e0eb136f3ebd50a9a5557a560a52697bc5c8f103178fbfdbb9e0c4102911767c46d0bbd"
+    "32ef4787e04fa34b94348c9e1ce4d99c1782f293ee7a389d13c54c28fb62192098f5f68dd88ad85ffc02be91"
+    "47308be1f911548014f8b094d627cd7bf3ff375bfd7a2940aebbb4dd23e4672a9db3b323c238e832a3cca11f"
+    "04b81ad7f44d989b3b0898e3bcb5c7e625a642123bb0ecfb9b7bc281c8264708975e16f51455f7db2f2cbde0"
+    "48a3c5fa7ff6e9993e74d407fd91a76effa0be249e68be540ed41e6cb42b0770896da7130d1dd01d6a3b0f28"
+    "cedb7e76da6bf185051b2067a3f9210ed67c05549c6d53249f91c58f6d92f1af80dddc123ae99a60b19e1877"
+    "41b9b3839ec233da89aefff062f8f5de00e685fe3687900a5c53dd3c30a3566e36ce2e8351cea725199b068d"
+    "2e96952011b110f83cb9176c58efc4f74484747ff25ce389060bfb223a7a5418a04098849896fcd5b5973ada"
+    "9f49a110956166aad539beb76e401b63b169147eb4465bf954aa41954e7a77075aa2f56e7ccfa98c1402631f"
+    "efc30000";
+
+TEST_CASE("a format-1 lattice message still resolves") {
+    std::vector<std::uint8_t> bytes;
+    for (std::size_t i = 0; i + 1 < kLatticeV1Hex.size(); i += 2)
+        bytes.push_back(static_cast<std::uint8_t>(
+            std::stoul(std::string(kLatticeV1Hex.substr(i, 2)), nullptr, 16)));
+    REQUIRE(wire::GetSizePrefixedModelMessage(bytes.data())->format_version() == 1);
+    const ModelMessage sender = lattice_message(3);
+    const DecodeResult r = decode_model(bytes, kLatticeWidths, nearby(sender.parameters, 0.01, 9));
+    REQUIRE(std::holds_alternative<ModelMessage>(r));
+    const ModelMessage& got = std::get<ModelMessage>(r);
+    CHECK(got.unresolved_blocks.empty());
+    const double step = kDefaultLatticeMargin * 0.01 / 8.0;
+    for (std::size_t i = 0; i < got.parameters.size(); ++i)
+        REQUIRE(std::fabs(got.parameters[i] - sender.parameters[i]) <= 0.5 * step + 1e-6);
+    // Its checks are version 1's: the same blocks labelled version 2 fail them.
+    const wire::ModelMessage& root = *wire::GetSizePrefixedModelMessage(bytes.data());
+    Raw raw;
+    raw.format_version = 2;
+    raw.widths = kLatticeWidths;
+    raw.encoding = root.encoding();
+    raw.block_values = root.block_values();
+    raw.scales.assign(root.scales()->begin(), root.scales()->end());
+    raw.payload.assign(root.payload()->begin(), root.payload()->end());
+    raw.checks.assign(root.checks()->begin(), root.checks()->end());
+    CHECK(refusal_of(decode_model(build(raw), kLatticeWidths,
+                                  nearby(sender.parameters, 0.01, 9))) == Refusal::unresolved);
+    raw.format_version = 1;  // and as version 1, they pass
+    CHECK(std::holds_alternative<ModelMessage>(
+        decode_model(build(raw), kLatticeWidths, nearby(sender.parameters, 0.01, 9))));
+}
+
 TEST_CASE("a lattice block no finer than int4 goes as plain int4, readable from anywhere") {
     const ModelMessage sender = lattice_message(5);
     ModelEncoder encoder(Encoding::lattice, false);
