@@ -353,6 +353,15 @@ std::vector<float> nearby(const std::vector<float>& base, double by, std::uint64
     return out;
 }
 
+// `sender` as a lattice message whose steps a peer at nearby(.., 0.01, 5) set.
+std::vector<std::uint8_t> lattice_bytes(const ModelMessage& sender) {
+    ModelEncoder encoder(Encoding::lattice, false);
+    ModelMessage peer = sender;
+    peer.parameters = nearby(sender.parameters, 0.01, 5);
+    encoder.observe_peer(sender.parameters, peer);
+    return encoder.encode(sender, sender.parameters);
+}
+
 }  // namespace
 
 TEST_CASE("a lattice message resolves against the receiver's nearby model") {
@@ -429,11 +438,7 @@ TEST_CASE("a lattice message resolves against the receiver's nearby model") {
 
 TEST_CASE("decoding into a used message leaves nothing of the model it held before") {
     const ModelMessage sender = lattice_message(3);
-    ModelEncoder encoder(Encoding::lattice, false);
-    ModelMessage peer = sender;
-    peer.parameters = nearby(sender.parameters, 0.01, 5);
-    encoder.observe_peer(sender.parameters, peer);
-    const auto lattice = encoder.encode(sender, sender.parameters);
+    const auto lattice = lattice_bytes(sender);
     std::vector<float> one_far = nearby(sender.parameters, 0.01, 9);
     for (std::size_t i = 0; i < kLatticeBlockValues; ++i) one_far[i] += 1.0f;
 
@@ -465,11 +470,7 @@ TEST_CASE("decoding into a used message leaves nothing of the model it held befo
 
 TEST_CASE("a lattice index off by whole periods anywhere in a block fails that block's check") {
     const ModelMessage sender = lattice_message(3);
-    ModelEncoder encoder(Encoding::lattice, false);
-    ModelMessage peer = sender;
-    peer.parameters = nearby(sender.parameters, 0.01, 5);
-    encoder.observe_peer(sender.parameters, peer);
-    const auto bytes = encoder.encode(sender, sender.parameters);
+    const auto bytes = lattice_bytes(sender);
     const wire::ModelMessage& root = *wire::GetSizePrefixedModelMessage(bytes.data());
     REQUIRE(root.format_version() == kModelFormatVersion);
     // A receiver at the sender's decoded values resolves every block; moving one value of it
@@ -498,8 +499,7 @@ TEST_CASE("a lattice index off by whole periods anywhere in a block fails that b
     CHECK(missed == 0);
 }
 
-// A lattice message as a format-1 sender wrote it (its checks hashed): lattice_message(3) sent
-// with steps set by a peer at nearby(.., 0.01, 5), as the test above sends it.
+// lattice_bytes(lattice_message(3)) as a format-1 sender wrote it (its checks hashed).
 constexpr std::string_view kLatticeV1Hex =
     "9402000024000000534d444c00001a003800060008002000280030000c0005001000140018001c001a000000"
     "00040100400000002c000000800000005c0000007c000000400000002a00000000000000d204000000000000"
