@@ -140,11 +140,11 @@ std::uint16_t lattice_check_v1(std::span<const float> k) noexcept {
 }
 
 // Format version 2's check weighs each index's low 16 bits by a fixed odd 15-bit weight for its
-// position in the block, sums modulo 2^32 (from a seed) and mixes the sum to 16 bits. A receiver's wrong
-// index is off by a multiple of 16, which changes the sum unless it is a multiple of 65,536 or
-// several errors cancel exactly (about as rare as two mixes agreeing on 16 bits). Products of
-// 16-bit halves summed in pairs are one SSE2 instruction, so the check runs eight values at a
-// time where version 1's ran a value per chain step.
+// position in the block, sums modulo 2^32 (from a seed) and mixes the sum to 16 bits. A
+// receiver's wrong index is off by a multiple of 16, which changes the sum unless it is a
+// multiple of 65,536 or several errors cancel exactly (about as rare as two mixes agreeing on
+// 16 bits). Products of 16-bit halves summed in pairs are one SSE2 instruction, so the check
+// runs eight values at a time where version 1's ran a value per chain step.
 struct CheckWeights {
     alignas(16) std::int16_t w[kLatticeBlockValues];
 };

@@ -46,7 +46,7 @@ std::vector<float> near(const std::vector<float>& base, double by, std::uint64_t
 int main(int argc, char** argv) {
     // As `starling node` runs: model-sized buffers are reused from the heap, not mapped anew.
     if (!starling::firmware::keep_model_buffers_in_heap())
-        std::fprintf(stderr, "bench_gossip: malloc refused the thresholds; figures include faults\n");
+        std::fprintf(stderr, "bench_gossip: malloc refused the heap thresholds (faults count)\n");
     int runs = 7;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
