@@ -171,6 +171,11 @@ void LearningLoop::push_event(Event event) {
     gossip_wake_.notify_one();
 }
 
+bool LearningLoop::inbox_full() const {
+    std::lock_guard lock(mutex_);
+    return queued_models_ >= kMaxQueuedModels;
+}
+
 void LearningLoop::on_model_bytes(const crypto::DeviceId& from, std::vector<std::uint8_t> bytes) {
     push_event({Event::Kind::model, from, std::move(bytes), 0, false});
 }

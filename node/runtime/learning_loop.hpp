@@ -148,6 +148,8 @@ public:
     // The latest encoded snapshot of the model (fp32 model message): what a pull is answered
     // with. Null before the first one.
     [[nodiscard]] ModelBytes published_model() const;
+    // kMaxQueuedModels wait for the gossip thread: another would be dropped on arrival.
+    [[nodiscard]] bool inbox_full() const;
     [[nodiscard]] LearningStatus status() const;
 
 private:

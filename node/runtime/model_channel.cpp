@@ -137,6 +137,10 @@ void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) 
         ++counters_.failed_in[static_cast<std::size_t>(TransferFailure::link_busy)];
         return connection->close();
     }
+    if (handlers_.busy && handlers_.busy()) {
+        ++counters_.failed_in[static_cast<std::size_t>(TransferFailure::learner_busy)];
+        return connection->close();
+    }
     const std::uint64_t id = next_id_++;
     auto t = std::make_unique<Transfer>(loop_, id);
     t->session = std::make_unique<ModelSession>(

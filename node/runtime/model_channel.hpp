@@ -61,6 +61,11 @@ struct ChannelHandlers {
     std::function<void(std::uint64_t tag, const crypto::DeviceId& peer, ModelOp op,
                        std::optional<TransferFailure> failure)>
         finished;
+    // Whether the learner already holds as many models as it takes in: an incoming transfer is
+    // then closed before its handshake, which would cost as much CPU as the model is worth
+    // (the learner would drop it). The op is not known yet, so a pull is closed too; the puller
+    // retries after its backoff, with this peer or another. Unset: never busy.
+    std::function<bool()> busy;
 };
 
 class ModelChannel {

@@ -101,7 +101,8 @@ ModelExchange::ModelExchange(net::EventLoop& loop, Node& node,
                        } else {
                            learning_.on_send_finished(tag, !failure);
                        }
-                   }}),
+                   },
+                   [this] { return learning_.inbox_full(); }}),
       timer_(loop),
       rng_([] {
           std::uint64_t seed = 0;

@@ -32,6 +32,7 @@ const char* to_string(TransferFailure failure) noexcept {
     switch (failure) {
         case TransferFailure::link_busy: return "link_busy";
         case TransferFailure::rate_limited: return "rate_limited";
+        case TransferFailure::learner_busy: return "learner_busy";
         case TransferFailure::connect: return "connect";
         case TransferFailure::handshake: return "handshake";
         case TransferFailure::wrong_peer: return "wrong_peer";

@@ -45,6 +45,7 @@ enum class ReplyStatus : std::uint8_t { ok = 0, no_model = 1 };
 enum class TransferFailure : std::uint8_t {
     link_busy,      // the link budget (concurrent transfers) was full: not started
     rate_limited,   // too many handshakes from that source: refused unanswered
+    learner_busy,   // the receiver's learner had a full inbox: closed before the handshake
     connect,        // the TCP connection failed or was reset
     handshake,      // Noise or certificate checks failed (wrong cluster, revoked, expired...)
     wrong_peer,     // a valid device answered, but not the one we meant to reach

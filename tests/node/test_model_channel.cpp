@@ -227,6 +227,7 @@ struct ChannelNode {
         h.finished = [this](std::uint64_t, const crypto::DeviceId&, ModelOp, std::optional<TransferFailure> f) {
             outcomes.push_back(f);
         };
+        h.busy = [this] { return busy; };
         channel = std::make_unique<ModelChannel>(loop, std::move(*listener), cluster.identity(device),
                                                  clock, limits, std::move(h));
         channel->start();
@@ -234,6 +235,7 @@ struct ChannelNode {
     Device device;
     ModelBytes model;
     bool accept = true;
+    bool busy = false;
     std::vector<std::pair<std::string, Bytes>> received;
     std::vector<std::optional<TransferFailure>> outcomes;
     std::unique_ptr<ModelChannel> channel;
@@ -283,6 +285,28 @@ TEST_CASE("the link budget, a refused model and a dead address are counted by re
     REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2; }, 30s));
     CHECK(a.outcomes[1] == TransferFailure::connect);
     CHECK(a.channel->counters().failed_out[static_cast<std::size_t>(TransferFailure::connect)] == 1);
+}
+
+TEST_CASE("a learner with a full inbox closes incoming transfers before their handshake") {
+    net::EventLoop loop;
+    FakeClock clock;
+    Cluster cluster;
+    ChannelNode a(loop, cluster, "a", clock);
+    ChannelNode b(loop, cluster, "b", clock);
+    b.busy = true;
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1 && b.channel->incoming() == 0; }, 30s));
+    CHECK(a.outcomes[0].has_value());  // the sender sees a failed transfer (its round moves on)
+    CHECK(b.received.empty());
+    CHECK(b.channel->counters().failed_in[static_cast<std::size_t>(TransferFailure::learner_busy)] == 1);
+    CHECK(b.channel->counters().wire_bytes_received == 0);  // not a byte of the handshake read
+
+    // Once the learner has room, the next transfer goes through.
+    b.busy = false;
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2 && b.channel->incoming() == 0; }, 30s));
+    CHECK(a.outcomes[1] == std::nullopt);
+    CHECK(b.received.size() == 1);
 }
 
 TEST_CASE("a responder from another cluster is refused over TCP") {
