@@ -3,8 +3,9 @@
 // (with error feedback, as a learner does) and to decode one (the lattice resolving against a
 // receiver whose values are within 0.01 of the sender's, as in a cluster that agrees), and the
 // time one merge takes, what handing models between a node's training and gossip threads
-// costs, and a received lattice model end to end as the gossip thread takes it in. A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time well under
-// that keeps the link, not the CPU, the limit.
+// costs, and a received lattice model end to end as the gossip thread takes it in (alone, and
+// per model in a wake of four). A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time
+// well under that keeps the link, not the CPU, the limit.
 //
 //   bench_gossip [--runs N]      (default 7; each figure is the median run)
 //
@@ -159,5 +160,29 @@ int main(int argc, char** argv) {
     });
     std::printf("a lattice model received end to end (copy, decode, merge, move; %llu merged): "
                 "%.3f ms\n", static_cast<unsigned long long>(merged), receive_s * 1e3);
+
+    // A busy gossip thread's wake, as runtime::LearningLoop takes it: kWake models averaged as
+    // one batch, the copy and the move taken once for the wake; the figure is per model.
+    constexpr int kWake = 4;
+    std::vector<std::vector<std::uint8_t>> wakes;
+    for (int i = 0; i < (runs * 20 + 1) * kWake; ++i) {
+        ++from.version;
+        wakes.push_back(sending.encode(from, sender));
+    }
+    std::size_t wake_next = 0;
+    std::uint64_t wake_merged = 0;
+    const double wake_s = median_seconds(runs, 20, [&] {
+        const std::span<const float> w = mirror.parameters();
+        before.assign(w.begin(), w.end());
+        learner.begin_batch();
+        for (int k = 0; k < kWake; ++k, ++wake_next)
+            if (learner.on_model_bytes(from.origin, wakes.at(wake_next),
+                                       g::Time(1'000'000 + wake_next)) == g::Received::merged)
+                ++wake_merged;
+        learner.end_batch();
+        m::record_move(move, mirror.parameters(), before, /*accumulate=*/true);
+    });
+    std::printf("the same in a wake of %d (one copy, one move; %llu merged): %.3f ms a model\n",
+                kWake, static_cast<unsigned long long>(wake_merged), wake_s * 1e3 / kWake);
     return 0;
 }
