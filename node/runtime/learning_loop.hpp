@@ -32,7 +32,7 @@
 #include "node/gossip/learner.hpp"
 #include "node/model/trainer.hpp"
 #include "node/runtime/clock.hpp"
-#include "node/runtime/model_session.hpp"
+#include "node/runtime/model_link.hpp"
 #include "protocol/result.hpp"
 
 namespace starling::runtime {

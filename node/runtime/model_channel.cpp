@@ -1,5 +1,6 @@
-// Model transfers on the event loop: each one a session, a connection and a deadline; finished
-// transfers are removed from a posted handler, never from inside their own callbacks.
+// Model links on the event loop: each one a link state machine, a connection and a deadline for
+// the transfer under way; links that end are removed from a posted handler, never from inside
+// their own callbacks.
 
 #include "node/runtime/model_channel.hpp"
 
@@ -8,18 +9,22 @@
 
 namespace starling::runtime {
 
-struct ModelChannel::Transfer {
-    Transfer(net::EventLoop& loop, std::uint64_t transfer_id) : id(transfer_id), deadline(loop) {}
+struct ModelChannel::Link {
+    Link(net::EventLoop& loop, std::uint64_t link_id, bool dials)
+        : id(link_id), outgoing(dials), deadline(loop) {}
     std::uint64_t id;
-    std::uint64_t tag = 0;
-    bool outgoing = false;
+    bool outgoing;
     bool ended = false;
+    bool active = false;     // a transfer under way, counted in outgoing_ or incoming_
+    bool reused = false;     // the transfer under way began on an established link
+    bool untrusted = false;  // the peer was revoked or expired since the handshake: closing
     crypto::DeviceId peer{};
-    std::unique_ptr<ModelSession> session;
+    std::optional<ModelLink> link;
     std::unique_ptr<net::ConnectAttempt> attempt;
     std::unique_ptr<net::StreamConnection> connection;
     net::Timer deadline;
-    bool half_closed = false;
+    Request request;  // a dialer's transfer under way (kept to retry it on a new link)
+    std::uint64_t last_used_ms = 0;
 };
 
 namespace {
@@ -32,6 +37,10 @@ crypto::SourceAddress source_of(const net::Ipv4Endpoint& e) {
     return s;
 }
 
+void count(std::array<std::uint64_t, kTransferFailureKinds>& counters, TransferFailure why) {
+    ++counters[static_cast<std::size_t>(why)];
+}
+
 }  // namespace
 
 ModelChannel::ModelChannel(net::EventLoop& loop, std::unique_ptr<net::StreamListener> listener,
@@ -42,7 +51,8 @@ ModelChannel::ModelChannel(net::EventLoop& loop, std::unique_ptr<net::StreamList
       identity_(std::move(identity)),
       clock_(clock),
       limits_(limits),
-      handlers_(std::move(handlers)) {
+      handlers_(std::move(handlers)),
+      sweep_timer_(loop) {
     identity_.max_model_bytes = std::min(identity_.max_model_bytes, limits_.max_model_bytes);
 }
 
@@ -53,17 +63,19 @@ ModelChannel::~ModelChannel() {
 
 void ModelChannel::start() {
     listener_->start([this](std::unique_ptr<net::StreamConnection> c) { on_accept(std::move(c)); });
+    sweep_timer_.expire_after(limits_.link_sweep_interval, [this] { sweep(); });
 }
 
 void ModelChannel::close() {
     listener_->close();
-    for (auto& [id, t] : transfers_) {
-        t->ended = true;
-        t->deadline.cancel();
-        if (t->connection) t->connection->close();
+    sweep_timer_.cancel();
+    for (auto& [id, l] : links_) {
+        l->ended = true;
+        l->deadline.cancel();
+        if (l->connection) l->connection->close();
     }
-    transfers_.clear();
-    outgoing_ = incoming_ = 0;
+    links_.clear();
+    outgoing_ = incoming_ = links_out_ = links_in_ = 0;
 }
 
 std::uint64_t ModelChannel::now_ms() const {
@@ -77,149 +89,284 @@ const net::ListenerCounters& ModelChannel::listener_counters() const {
 }
 
 bool ModelChannel::busy_with(const crypto::DeviceId& peer) const {
-    return std::any_of(transfers_.begin(), transfers_.end(),
-                       [&](const auto& e) { return e.second->outgoing && e.second->peer == peer; });
+    return std::any_of(links_.begin(), links_.end(), [&](const auto& e) {
+        return e.second->outgoing && e.second->active && e.second->peer == peer;
+    });
+}
+
+bool ModelChannel::trusted(const crypto::Certificate& peer) const {
+    if (identity_.trust.is_revoked && identity_.trust.is_revoked(peer.device)) return false;
+    return clock_.unix_seconds() <= peer.not_after;
+}
+
+ModelChannel::Link* ModelChannel::idle_link_to(const crypto::DeviceId& peer) {
+    for (auto& [id, l] : links_) {
+        const ModelLink& m = *l->link;
+        if (l->outgoing && !l->ended && l->peer == peer && m.established() && m.idle() &&
+            !m.closed() && !m.peer_closed() && !m.failed())
+            return l.get();
+    }
+    return nullptr;
 }
 
 bool ModelChannel::start_transfer(ModelOp op, const crypto::DeviceId& peer,
                                   const net::Ipv4Endpoint& at, ModelBytes model,
                                   std::uint64_t tag) {
     if (outgoing_ >= limits_.max_outgoing) {
-        ++counters_.failed_out[static_cast<std::size_t>(TransferFailure::link_busy)];
+        count(counters_.failed_out, TransferFailure::link_busy);
         return false;
     }
     if (!sends_model(op)) model = nullptr;
     else if (!model && handlers_.current_model) model = handlers_.current_model();
     if (sends_model(op) && (!model || model->empty())) {
-        ++counters_.failed_out[static_cast<std::size_t>(TransferFailure::no_model)];
+        count(counters_.failed_out, TransferFailure::no_model);
         return false;
     }
-    const std::uint64_t id = next_id_++;
-    auto t = std::make_unique<Transfer>(loop_, id);
-    t->outgoing = true;
-    t->peer = peer;
-    t->tag = tag;
-    t->session = std::make_unique<ModelSession>(
-        ModelSession::initiator(identity_, op, peer, std::move(model), now_ms()));
-    Transfer& ref = *t;
-    transfers_.emplace(id, std::move(t));
+    if (model && model->size() > identity_.max_model_bytes) {
+        count(counters_.failed_out, TransferFailure::too_large);
+        return false;
+    }
     ++outgoing_;
     ++counters_.started_out;
-    if (ref.session->failed()) {
-        loop_.post([this, id, alive = alive_] {
-            if (!*alive) return;
-            if (auto it = transfers_.find(id); it != transfers_.end())
-                end(*it->second, it->second->session->failure());
-        });
+    Request request{op, peer, at, std::move(model), tag};
+    Link* open = idle_link_to(peer);
+    if (open && !trusted(*open->link->peer())) {
+        close_link(*open, counters_.links_closed_untrusted);
+        open = nullptr;
+    }
+    if (open == nullptr) {
+        dial(std::move(request));
         return true;
     }
-    ref.deadline.expire_after(limits_.transfer_timeout, [this, &ref] { end(ref, TransferFailure::timeout); });
+    ++counters_.transfers_on_open_links;
+    open->reused = true;
+    begin(*open, std::move(request));
+    pump(*open);
+    return true;
+}
+
+// A new link for `request`, counted in outgoing_ already; the handshake carries its first message.
+void ModelChannel::dial(Request request) {
+    if (links_out_ >= limits_.max_links) (void)make_room(true);
+    const std::uint64_t id = next_id_++;
+    auto owned = std::make_unique<Link>(loop_, id, true);
+    Link& l = *owned;
+    links_.emplace(id, std::move(owned));
+    ++links_out_;
+    ++counters_.links_opened_out;
+    l.peer = request.peer;
+    l.link.emplace(ModelLink::dialer(identity_, request.peer));
+    const net::Ipv4Endpoint at = request.at;
+    begin(l, std::move(request));
     net::StreamOptions options;
     options.max_queued_bytes = identity_.max_model_bytes + (std::size_t{1} << 20);
-    ref.attempt = net::connect_stream(
+    l.attempt = net::connect_stream(
         loop_, at, limits_.connect_timeout, options,
-        [this, &ref](Result<std::unique_ptr<net::StreamConnection>> c) {
-            if (ref.ended) return;
-            if (!c) return end(ref, TransferFailure::connect);
-            ref.connection = std::move(*c);
-            attach(ref);
+        [this, &l](Result<std::unique_ptr<net::StreamConnection>> c) {
+            if (l.ended) return;
+            if (!c) return fail_link(l, TransferFailure::connect);
+            l.connection = std::move(*c);
+            attach(l);
         });
-    return true;
+}
+
+void ModelChannel::begin(Link& l, Request request) {
+    l.active = true;
+    l.last_used_ms = now_ms();
+    // The model was checked against the limit: begin() refuses nothing on an idle link.
+    (void)l.link->begin(request.op, request.model, l.last_used_ms);
+    l.request = std::move(request);
+    l.deadline.expire_after(limits_.transfer_timeout, [this, &l] { fail_link(l, TransferFailure::timeout); });
 }
 
 void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) {
     if (!rate_limiter_.admit(source_of(connection->remote_endpoint()), now_ms())) {
         ++rate_limited_;
-        ++counters_.failed_in[static_cast<std::size_t>(TransferFailure::rate_limited)];
+        count(counters_.failed_in, TransferFailure::rate_limited);
         return connection->close();
     }
-    if (incoming_ >= limits_.max_incoming) {
-        ++counters_.failed_in[static_cast<std::size_t>(TransferFailure::link_busy)];
+    if (incoming_ >= limits_.max_incoming || (links_in_ >= limits_.max_links && !make_room(false))) {
+        count(counters_.failed_in, TransferFailure::link_busy);
         return connection->close();
     }
     if (handlers_.busy && handlers_.busy()) {
-        ++counters_.failed_in[static_cast<std::size_t>(TransferFailure::learner_busy)];
+        count(counters_.failed_in, TransferFailure::learner_busy);
         return connection->close();
     }
     const std::uint64_t id = next_id_++;
-    auto t = std::make_unique<Transfer>(loop_, id);
-    t->session = std::make_unique<ModelSession>(
-        ModelSession::responder(identity_, handlers_.current_model));
-    t->connection = std::move(connection);
-    Transfer& ref = *t;
-    transfers_.emplace(id, std::move(t));
+    auto owned = std::make_unique<Link>(loop_, id, false);
+    Link& l = *owned;
+    links_.emplace(id, std::move(owned));
+    ++links_in_;
+    ++counters_.links_opened_in;
+    l.last_used_ms = now_ms();
+    l.link.emplace(ModelLink::listener(
+        identity_, LinkResponder{[this, &l](ModelOp op) { return admit(l, op); },
+                                 handlers_.current_model}));
+    l.connection = std::move(connection);
+    // A handshake that never finishes is bounded like a transfer.
+    l.deadline.expire_after(limits_.transfer_timeout, [this, &l] {
+        if (!l.link->established()) fail_link(l, TransferFailure::timeout);
+    });
+    attach(l);
+}
+
+std::optional<TransferFailure> ModelChannel::admit(Link& l, ModelOp op) {
+    if (!trusted(*l.link->peer())) {
+        l.untrusted = true;
+        return TransferFailure::handshake;
+    }
+    if (incoming_ >= limits_.max_incoming) return TransferFailure::link_busy;
+    if (sends_model(op) && handlers_.busy && handlers_.busy()) return TransferFailure::learner_busy;
+    l.active = true;
     ++incoming_;
-    ref.deadline.expire_after(limits_.transfer_timeout, [this, &ref] { end(ref, TransferFailure::timeout); });
-    attach(ref);
+    l.deadline.expire_after(limits_.transfer_timeout, [this, &l] { fail_link(l, TransferFailure::timeout); });
+    return std::nullopt;
 }
 
-void ModelChannel::attach(Transfer& t) {
-    t.connection->start(
-        {[this, &t](std::span<const std::uint8_t> bytes) { on_received(t, bytes); },
-         [this, &t](const Error* error) {
-             if (t.ended) return;
-             if (error != nullptr) return end(t, TransferFailure::connect);
-             if (Status s = t.session->on_end_of_input(); !s)
-                 return end(t, t.session->failure().value_or(TransferFailure::truncated));
-             if (t.session->done()) end(t, std::nullopt);
+void ModelChannel::attach(Link& l) {
+    l.connection->start(
+        {[this, &l](std::span<const std::uint8_t> bytes) { on_received(l, bytes); },
+         [this, &l](const Error* error) {
+             if (l.ended) return;
+             if (error != nullptr) return fail_link(l, TransferFailure::connect);
+             if (Status s = l.link->on_end_of_input(); !s)
+                 return fail_link(l, l.link->failure().value_or(TransferFailure::truncated));
+             settle(l);
          }});
-    pump(t);
+    pump(l);
 }
 
-void ModelChannel::pump(Transfer& t) {
-    std::vector<std::uint8_t> out = t.session->take_output();
-    if (!out.empty()) {
-        if (Status s = t.connection->send(out); !s) return end(t, TransferFailure::too_large);
-        counters_.wire_bytes_sent += out.size();
-    }
-    if (t.session->output_finished() && !t.half_closed) {
-        t.half_closed = true;
-        t.connection->finish_sending();
-    }
-}
-
-void ModelChannel::on_received(Transfer& t, std::span<const std::uint8_t> bytes) {
-    if (t.ended) return;
+void ModelChannel::on_received(Link& l, std::span<const std::uint8_t> bytes) {
+    if (l.ended) return;
     counters_.wire_bytes_received += bytes.size();
-    if (Status s = t.session->on_bytes(bytes, now_ms(), clock_.unix_seconds()); !s)
-        return end(t, t.session->failure().value_or(TransferFailure::malformed));
-    pump(t);
-    // The initiator is done once the reply's end frame opened; the responder once its reply is
-    // queued, and it waits for the peer to close so the reply is not cut off.
-    if (t.session->done() && t.outgoing) end(t, std::nullopt);
+    (void)l.link->on_bytes(bytes, now_ms(), clock_.unix_seconds());  // failure() says why
+    settle(l);
 }
 
-void ModelChannel::end(Transfer& t, std::optional<TransferFailure> failure) {
-    if (t.ended) return;
-    t.ended = true;
-    t.deadline.cancel();
-    t.attempt.reset();
-    auto& failed = t.outgoing ? counters_.failed_out : counters_.failed_in;
-    ModelSession& s = *t.session;
-    if (!failure && !s.received_model().empty() && s.peer() != nullptr) {
-        counters_.model_bytes_received += s.received_model().size();
+// After input: transfers that ended are reported, answers sent, and a link that failed, was
+// closed by its peer or lost its trust is closed.
+void ModelChannel::settle(Link& l) {
+    for (TransferOutcome& outcome : l.link->take_outcomes()) finish_transfer(l, std::move(outcome));
+    if (l.ended) return;
+    if (const ModelLink& m = *l.link; m.failed())
+        return fail_link(l, *m.failure());
+    if (!l.outgoing && l.link->peer() != nullptr) l.peer = l.link->peer()->device;
+    pump(l);
+    if (l.untrusted) close_link(l, counters_.links_closed_untrusted);
+    else if (l.link->peer_closed()) close_link(l, counters_.links_closed_by_peer);
+}
+
+void ModelChannel::finish_transfer(Link& l, TransferOutcome outcome) {
+    const bool was_active = std::exchange(l.active, false);
+    l.reused = false;
+    l.deadline.cancel();
+    l.last_used_ms = now_ms();
+    std::optional<TransferFailure> failure = outcome.failure;
+    const crypto::Certificate* peer = l.link->peer();
+    if (!failure && !outcome.model.empty() && peer != nullptr) {
+        counters_.model_bytes_received += outcome.model.size();
         ++counters_.models_received;
-        const bool accepted = handlers_.received && handlers_.received(*s.peer(), std::move(s.received_model()));
-        if (!accepted) failure = TransferFailure::model_refused;
+        if (!handlers_.received || !handlers_.received(*peer, std::move(outcome.model)))
+            failure = TransferFailure::model_refused;
     }
-    if (!failure && s.model_bytes_sent() > 0) {
+    if (!failure && outcome.model_bytes_sent > 0) {
         ++counters_.models_sent;
-        counters_.model_bytes_sent += s.model_bytes_sent();
+        counters_.model_bytes_sent += outcome.model_bytes_sent;
     }
-    if (failure) ++failed[static_cast<std::size_t>(*failure)];
-    else ++(t.outgoing ? counters_.completed_out : counters_.completed_in);
-    // A responder's reply may still be queued: dropping the finished connection lets it drain.
-    if (t.connection && (failure || t.outgoing)) t.connection->close();
-    t.connection.reset();
-    if (t.outgoing) {
+    if (failure) count(l.outgoing ? counters_.failed_out : counters_.failed_in, *failure);
+    else ++(l.outgoing ? counters_.completed_out : counters_.completed_in);
+    if (l.outgoing) {
         --outgoing_;
-        if (handlers_.finished) handlers_.finished(t.tag, t.peer, s.op(), failure);
-    } else {
+        const Request request = std::exchange(l.request, {});
+        if (handlers_.finished) handlers_.finished(request.tag, request.peer, outcome.op, failure);
+    } else if (was_active) {
         --incoming_;
     }
-    loop_.post([this, id = t.id, alive = alive_] {
-        if (*alive) transfers_.erase(id);
+}
+
+void ModelChannel::pump(Link& l) {
+    if (!l.connection) return;  // still connecting: the output waits in the link
+    std::vector<std::uint8_t> out = l.link->take_output();
+    if (out.empty()) return;
+    if (Status s = l.connection->send(out); !s)
+        return fail_link(l, s.error().code == ErrorCode::too_large ? TransferFailure::too_large
+                                                                   : TransferFailure::connect);
+    counters_.wire_bytes_sent += out.size();
+}
+
+// The link is dead: its transfer under way fails, unless it was a request on a reused link that
+// the peer closed (or reset) before answering, which goes again on a new link.
+void ModelChannel::fail_link(Link& l, TransferFailure failure) {
+    if (l.ended) return;
+    const bool retry = l.outgoing && l.active && l.reused && l.link->awaiting_answer() &&
+                       (failure == TransferFailure::truncated || failure == TransferFailure::connect);
+    if (l.active) {
+        if (retry) {
+            ++counters_.transfers_retried;
+            l.active = false;
+            dial(std::exchange(l.request, {}));  // still counted in outgoing_
+        } else {
+            finish_transfer(l, TransferOutcome{l.request.op, failure, {}, 0});
+        }
+    } else if (l.link->transfers() > 0 && failure == TransferFailure::connect) {
+        ++counters_.links_closed_by_peer;  // reset between transfers: nothing was lost
+    } else {
+        count(l.outgoing ? counters_.failed_out : counters_.failed_in, failure);
+    }
+    if (l.connection) l.connection->close();
+    forget(l);
+}
+
+// A clean close between transfers: our end frame goes out (unless the peer ended first), then
+// the connection drains.
+void ModelChannel::close_link(Link& l, std::uint64_t& reason) {
+    if (l.ended) return;
+    ++reason;
+    if (!l.link->peer_closed()) {
+        l.link->close(now_ms());
+        pump(l);
+        if (l.ended) return;
+        if (l.connection) l.connection->finish_sending();
+    }
+    forget(l);
+}
+
+void ModelChannel::forget(Link& l) {
+    l.ended = true;
+    l.deadline.cancel();
+    l.attempt.reset();
+    l.connection.reset();  // after finish_sending() its queued bytes still go out
+    --(l.outgoing ? links_out_ : links_in_);
+    loop_.post([this, id = l.id, alive = alive_] {
+        if (*alive) links_.erase(id);
     });
+}
+
+// Closes the least recently used idle link of that direction; false when every one is busy.
+bool ModelChannel::make_room(bool outgoing) {
+    Link* oldest = nullptr;
+    for (auto& [id, l] : links_)
+        if (l->outgoing == outgoing && !l->ended && !l->active &&
+            (oldest == nullptr || l->last_used_ms < oldest->last_used_ms))
+            oldest = l.get();
+    if (oldest == nullptr) return false;
+    close_link(*oldest, counters_.links_evicted);
+    return true;
+}
+
+void ModelChannel::sweep() {
+    const std::uint64_t now = now_ms();
+    const auto idle_ms = static_cast<std::uint64_t>(limits_.link_idle_timeout.count());
+    for (auto& [id, l] : links_) {
+        if (l->ended || l->active || !l->link->established()) continue;
+        const std::uint64_t limit = l->outgoing ? idle_ms : 2 * idle_ms;
+        if (now - std::min(now, l->last_used_ms) >= limit)
+            close_link(*l, counters_.links_closed_idle);
+        else if (!trusted(*l->link->peer()))
+            close_link(*l, counters_.links_closed_untrusted);
+    }
+    sweep_timer_.expire_after(limits_.link_sweep_interval, [this] { sweep(); });
 }
 
 }  // namespace starling::runtime

@@ -1,7 +1,9 @@
 #pragma once
-// The node's model channel: model transfers (model_session.hpp) over TCP streams on the event
-// loop, within a link budget (concurrent transfers each way), a per-transfer deadline, a model
-// byte limit and a per-source handshake rate, with every failure counted by its reason.
+// The node's model channel: model links (model_link.hpp) over TCP streams on the event loop,
+// kept open between peers that exchange often so the handshake is paid once per link, within a
+// link budget (concurrent transfers each way), a per-transfer deadline, a cap on open links, an
+// idle timeout, a model byte limit and a per-source handshake rate, with every failure counted
+// by its reason. A link to a device revoked or expired since its handshake is closed.
 //
 // Threading: the event loop's thread only. Handlers run there, never inside start_transfer().
 
@@ -18,7 +20,7 @@
 #include "node/net/event_loop.hpp"
 #include "node/net/stream_transport.hpp"
 #include "node/runtime/clock.hpp"
-#include "node/runtime/model_session.hpp"
+#include "node/runtime/model_link.hpp"
 
 namespace starling::runtime {
 
@@ -28,6 +30,14 @@ inline constexpr std::size_t kDefaultMaxIncomingTransfers = 4;
 // A 1 MB model crosses a LAN in milliseconds; this bounds a stalled or trickling peer.
 inline constexpr std::chrono::milliseconds kDefaultTransferTimeout{20'000};
 inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{3'000};
+// A dialer closes a link idle this long; its listener waits twice as long, so the dialer's close
+// comes first and a new request never crosses the listener's.
+inline constexpr std::chrono::milliseconds kDefaultLinkIdleTimeout{30'000};
+// Open links each way: one to every peer of a 100-device cluster. Past it, a new link closes the
+// least recently used idle one.
+inline constexpr std::size_t kDefaultMaxLinks = 128;
+// How often idle, revoked and expired links are looked for.
+inline constexpr std::chrono::milliseconds kDefaultLinkSweepInterval{1'000};
 
 struct ChannelLimits {
     std::size_t max_outgoing = kDefaultMaxOutgoingTransfers;
@@ -35,6 +45,9 @@ struct ChannelLimits {
     std::chrono::milliseconds transfer_timeout = kDefaultTransferTimeout;
     std::chrono::milliseconds connect_timeout = kDefaultConnectTimeout;
     std::size_t max_model_bytes = std::size_t{8} << 20;
+    std::chrono::milliseconds link_idle_timeout = kDefaultLinkIdleTimeout;
+    std::size_t max_links = kDefaultMaxLinks;
+    std::chrono::milliseconds link_sweep_interval = kDefaultLinkSweepInterval;
 };
 
 struct ChannelCounters {
@@ -49,6 +62,14 @@ struct ChannelCounters {
     std::uint64_t model_bytes_sent = 0;
     std::uint64_t wire_bytes_sent = 0;
     std::uint64_t wire_bytes_received = 0;
+    std::uint64_t links_opened_out = 0;
+    std::uint64_t links_opened_in = 0;
+    std::uint64_t transfers_on_open_links = 0;  // outgoing ones that skipped the handshake
+    std::uint64_t transfers_retried = 0;  // a reused link closed under an unanswered request
+    std::uint64_t links_closed_idle = 0;
+    std::uint64_t links_closed_by_peer = 0;
+    std::uint64_t links_closed_untrusted = 0;  // the peer was revoked or its certificate expired
+    std::uint64_t links_evicted = 0;           // closed for a new one past max_links
 };
 
 struct ChannelHandlers {
@@ -61,16 +82,18 @@ struct ChannelHandlers {
     std::function<void(std::uint64_t tag, const crypto::DeviceId& peer, ModelOp op,
                        std::optional<TransferFailure> failure)>
         finished;
-    // Whether the learner already holds as many models as it takes in: an incoming transfer is
-    // then closed before its handshake, which would cost as much CPU as the model is worth
-    // (the learner would drop it). The op is not known yet, so a pull is closed too; the puller
-    // retries after its backoff, with this peer or another. Unset: never busy.
+    // Whether the learner already holds as many models as it takes in: a push or exchange is
+    // then answered busy before its model is sent, and a new link is closed before its
+    // handshake, which would cost as much CPU as the model is worth (the learner would drop it;
+    // the op is not known yet, so a pull on a new link is closed too; the puller retries after
+    // its backoff, with this peer or another). Unset: never busy.
     std::function<bool()> busy;
 };
 
 class ModelChannel {
 public:
     // `listener` is owned; `identity.static_key` and `clock` are borrowed and outlive the channel.
+    // The listener must keep at least `limits.max_links` connections open.
     ModelChannel(net::EventLoop& loop, std::unique_ptr<net::StreamListener> listener,
                  SessionIdentity identity, const Clock& clock, ChannelLimits limits,
                  ChannelHandlers handlers);
@@ -79,15 +102,19 @@ public:
     ModelChannel& operator=(const ModelChannel&) = delete;
 
     void start();
-    // Dials `peer` at `at` for `op`, sending `model` (null: handlers.current_model()) when the op
-    // sends one. false when the outgoing budget is full or there is nothing to send (counted);
-    // otherwise `finished` reports the outcome later with `tag`.
+    // Sends `op` to `peer` at `at` over an idle open link to it, or a new one, sending `model`
+    // (null: handlers.current_model()) when the op sends one. false when the outgoing budget is
+    // full, there is nothing to send or it is over the model limit (counted); otherwise
+    // `finished` reports the outcome later with `tag`.
     bool start_transfer(ModelOp op, const crypto::DeviceId& peer, const net::Ipv4Endpoint& at,
                         ModelBytes model = nullptr, std::uint64_t tag = 0);
     void close();
 
+    // Transfers under way each way, and links open each way.
     [[nodiscard]] std::size_t outgoing() const noexcept { return outgoing_; }
     [[nodiscard]] std::size_t incoming() const noexcept { return incoming_; }
+    [[nodiscard]] std::size_t links_out() const noexcept { return links_out_; }
+    [[nodiscard]] std::size_t links_in() const noexcept { return links_in_; }
     [[nodiscard]] bool busy_with(const crypto::DeviceId& peer) const;
     [[nodiscard]] const ChannelCounters& counters() const noexcept { return counters_; }
     [[nodiscard]] const net::ListenerCounters& listener_counters() const;
@@ -95,12 +122,30 @@ public:
     [[nodiscard]] net::Ipv4Endpoint local_endpoint() const;
 
 private:
-    struct Transfer;
+    struct Link;
+    struct Request {
+        ModelOp op = ModelOp::push;
+        crypto::DeviceId peer{};
+        net::Ipv4Endpoint at{};
+        ModelBytes model;
+        std::uint64_t tag = 0;
+    };
+    [[nodiscard]] Link* idle_link_to(const crypto::DeviceId& peer);
+    void dial(Request request);
+    void begin(Link& l, Request request);
     void on_accept(std::unique_ptr<net::StreamConnection> connection);
-    void attach(Transfer& t);
-    void pump(Transfer& t);
-    void on_received(Transfer& t, std::span<const std::uint8_t> bytes);
-    void end(Transfer& t, std::optional<TransferFailure> failure);
+    [[nodiscard]] std::optional<TransferFailure> admit(Link& l, ModelOp op);
+    void attach(Link& l);
+    void on_received(Link& l, std::span<const std::uint8_t> bytes);
+    void settle(Link& l);
+    void finish_transfer(Link& l, TransferOutcome outcome);
+    void pump(Link& l);
+    void fail_link(Link& l, TransferFailure failure);
+    void close_link(Link& l, std::uint64_t& reason);
+    void forget(Link& l);
+    [[nodiscard]] bool make_room(bool outgoing);
+    [[nodiscard]] bool trusted(const crypto::Certificate& peer) const;
+    void sweep();
     [[nodiscard]] std::uint64_t now_ms() const;
 
     net::EventLoop& loop_;
@@ -110,10 +155,13 @@ private:
     ChannelLimits limits_;
     ChannelHandlers handlers_;
     crypto::HandshakeRateLimiter rate_limiter_;
-    std::map<std::uint64_t, std::unique_ptr<Transfer>> transfers_;
+    net::Timer sweep_timer_;
+    std::map<std::uint64_t, std::unique_ptr<Link>> links_;
     std::uint64_t next_id_ = 1;
     std::size_t outgoing_ = 0;
     std::size_t incoming_ = 0;
+    std::size_t links_out_ = 0;
+    std::size_t links_in_ = 0;
     std::uint64_t rate_limited_ = 0;
     ChannelCounters counters_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

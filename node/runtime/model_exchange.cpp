@@ -246,7 +246,14 @@ std::string ModelExchange::stats_text() const {
         << c.completed_in << "\nmodels_sent " << c.models_sent << "\nmodels_received "
         << c.models_received << "\nmodel_bytes_sent " << c.model_bytes_sent
         << "\nmodel_bytes_received " << c.model_bytes_received << "\nstream_bytes_sent "
-        << c.wire_bytes_sent << "\nstream_bytes_received " << c.wire_bytes_received << '\n';
+        << c.wire_bytes_sent << "\nstream_bytes_received " << c.wire_bytes_received
+        << "\nlinks_open_out " << channel_.links_out() << "\nlinks_open_in "
+        << channel_.links_in() << "\nlinks_opened_out " << c.links_opened_out
+        << "\nlinks_opened_in " << c.links_opened_in << "\ntransfers_on_open_links "
+        << c.transfers_on_open_links << "\ntransfers_retried " << c.transfers_retried
+        << "\nlinks_closed_idle " << c.links_closed_idle << "\nlinks_closed_by_peer "
+        << c.links_closed_by_peer << "\nlinks_closed_untrusted " << c.links_closed_untrusted
+        << "\nlinks_evicted " << c.links_evicted << '\n';
     for (std::size_t i = 0; i < kTransferFailureKinds; ++i) {
         const char* why = to_string(static_cast<TransferFailure>(i));
         out << "transfer_out_failed_" << why << ' ' << c.failed_out[i] << "\ntransfer_in_failed_"

@@ -1,7 +1,6 @@
-// Model transfers: the sans-I/O session (push, pull, exchange; wrong cluster, revoked peer, wrong
-// peer, truncated and altered streams, the model limit) and the same over real TCP on 127.0.0.1
-// (the stream transport, the link budget, the handshake rate limit). Waits are bounded by the
-// event loop's guard, never by sleeping.
+// Model channels over real TCP on 127.0.0.1: links kept open and reused, the link budget, busy
+// learners, idle and revoked links closed, the handshake rate limit, and the stream transport
+// beneath. Waits are bounded by the event loop's guard, never by sleeping.
 
 #include <doctest/doctest.h>
 
@@ -13,13 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "crypto/certificate.hpp"
-#include "crypto/handshake.hpp"
 #include "node/net/event_loop.hpp"
 #include "node/net/stream_transport.hpp"
 #include "node/runtime/model_channel.hpp"
-#include "node/runtime/model_session.hpp"
-#include "tests/node/node_harness.hpp"
+#include "tests/node/model_link_harness.hpp"
 
 namespace {
 
@@ -28,190 +24,14 @@ using namespace starling::runtime;
 using namespace std::chrono_literals;
 using Bytes = std::vector<std::uint8_t>;
 using runtime::testing::FakeClock;
-using runtime::testing::kUnixStart;
+using runtime::testing::LinkCluster;
+using runtime::testing::LinkDevice;
+using runtime::testing::model_of;
 
-constexpr std::uint64_t kNowMs = 1'000;
 constexpr net::Ipv4Address kLoopback{127, 0, 0, 1};
 
-struct Device {
-    crypto::KxKeyPair kx = crypto::KxKeyPair::generate();
-    crypto::Certificate cert;
-    Bytes encoded;
-};
-
-struct Cluster {
-    crypto::SignKeyPair owner = crypto::SignKeyPair::generate();
-    crypto::ClusterId id{};
-    Cluster() { crypto::random_bytes(id); }
-
-    Device device(const std::string& name) const {
-        Device d;
-        d.cert.cluster = id;
-        crypto::random_bytes(d.cert.device);
-        d.cert.name = name;
-        d.cert.sign_key = crypto::SignKeyPair::generate().public_key;
-        d.cert.kx_key = d.kx.public_key;
-        d.cert.not_before = kUnixStart - 3'600;
-        d.cert.not_after = kUnixStart + 86'400;
-        d.cert.serial = 1;
-        crypto::sign_certificate(d.cert, owner.secret_key);
-        d.encoded = crypto::encode_certificate(d.cert);
-        return d;
-    }
-    SessionIdentity identity(const Device& d, std::size_t max_model_bytes = 1 << 20,
-                             std::function<bool(const crypto::DeviceId&)> revoked = {}) const {
-        return SessionIdentity{&d.kx, d.encoded, crypto::TrustAnchor{id, owner.public_key, revoked},
-                               max_model_bytes};
-    }
-};
-
-ModelBytes model_of(std::size_t n, std::uint8_t seed) {
-    auto m = std::make_shared<Bytes>(n);
-    for (std::size_t i = 0; i < n; ++i) (*m)[i] = static_cast<std::uint8_t>(seed + i * 31);
-    return m;
-}
-
-// Moves bytes between two sessions until neither has anything to say; the first error wins.
-// `tamper` may alter what the initiator sends (index into its stream, after the handshake).
-Status shuttle(ModelSession& a, ModelSession& b, std::size_t piece = 1000) {
-    for (int round = 0; round < 10'000; ++round) {
-        Bytes from_a = a.take_output();
-        Bytes from_b = b.take_output();
-        if (from_a.empty() && from_b.empty()) break;
-        for (std::size_t i = 0; i < from_a.size(); i += piece) {
-            const auto part = std::span<const std::uint8_t>(from_a).subspan(i, std::min(piece, from_a.size() - i));
-            if (Status s = b.on_bytes(part, kNowMs, kUnixStart); !s) return s;
-        }
-        if (!from_b.empty())
-            if (Status s = a.on_bytes(from_b, kNowMs, kUnixStart); !s) return s;
-    }
-    return Ok{};
-}
-
-TEST_CASE("a push, a pull and an exchange carry the models both ways") {
-    Cluster cluster;
-    Device alice = cluster.device("alice");
-    Device bob = cluster.device("bob");
-    const ModelBytes alices = model_of(200'000, 1);
-    const ModelBytes bobs = model_of(150'000, 2);
-
-    for (ModelOp op : {ModelOp::push, ModelOp::pull, ModelOp::exchange}) {
-        CAPTURE(static_cast<int>(op));
-        auto a = ModelSession::initiator(cluster.identity(alice), op, bob.cert.device, alices, kNowMs);
-        auto b = ModelSession::responder(cluster.identity(bob), [&] { return bobs; });
-        REQUIRE(shuttle(a, b).ok());
-        CHECK(a.done());
-        CHECK(b.done());
-        REQUIRE(a.peer() != nullptr);
-        CHECK(a.peer()->device == bob.cert.device);
-        CHECK(b.peer()->device == alice.cert.device);
-        CHECK(b.op() == op);
-        CHECK(b.received_model() == (sends_model(op) ? *alices : Bytes{}));
-        CHECK(a.received_model() == (fetches_model(op) ? *bobs : Bytes{}));
-        CHECK(a.output_finished());
-        CHECK(b.output_finished());
-    }
-}
-
-TEST_CASE("a pull from a peer without a model fails as no_model") {
-    Cluster cluster;
-    Device alice = cluster.device("alice");
-    Device bob = cluster.device("bob");
-    auto a = ModelSession::initiator(cluster.identity(alice), ModelOp::pull, bob.cert.device, nullptr, kNowMs);
-    auto b = ModelSession::responder(cluster.identity(bob), [] { return ModelBytes{}; });
-    CHECK_FALSE(shuttle(a, b).ok());
-    CHECK(a.failure() == TransferFailure::no_model);
-}
-
-TEST_CASE("another cluster, a revoked device or the wrong device is refused at the handshake") {
-    Cluster cluster;
-    Cluster other;
-    Device alice = cluster.device("alice");
-    Device bob = cluster.device("bob");
-    Device mallory = other.device("mallory");
-    const ModelBytes m = model_of(1000, 3);
-
-    SUBCASE("another cluster") {
-        auto a = ModelSession::initiator(other.identity(mallory), ModelOp::push, bob.cert.device, m, kNowMs);
-        auto b = ModelSession::responder(cluster.identity(bob), [&] { return m; });
-        CHECK_FALSE(shuttle(a, b).ok());
-        CHECK((a.failed() || b.failed()));
-        CHECK(b.received_model().empty());
-        CHECK_FALSE(b.done());
-    }
-    SUBCASE("revoked") {
-        auto a = ModelSession::initiator(cluster.identity(alice), ModelOp::push, bob.cert.device, m, kNowMs);
-        auto b = ModelSession::responder(
-            cluster.identity(bob, 1 << 20, [&](const crypto::DeviceId& d) { return d == alice.cert.device; }),
-            [&] { return m; });
-        CHECK_FALSE(shuttle(a, b).ok());
-        CHECK(b.failure() == TransferFailure::handshake);
-        CHECK_FALSE(b.done());
-    }
-    SUBCASE("the wrong device answers") {
-        Device carol = cluster.device("carol");
-        auto a = ModelSession::initiator(cluster.identity(alice), ModelOp::pull, carol.cert.device, nullptr, kNowMs);
-        auto b = ModelSession::responder(cluster.identity(bob), [&] { return m; });
-        CHECK_FALSE(shuttle(a, b).ok());
-        CHECK(a.failure() == TransferFailure::wrong_peer);
-        CHECK(a.received_model().empty());
-    }
-}
-
-TEST_CASE("a stream cut short, altered or over the model limit is refused") {
-    Cluster cluster;
-    Device alice = cluster.device("alice");
-    Device bob = cluster.device("bob");
-    const ModelBytes m = model_of(100'000, 4);
-    auto a = ModelSession::initiator(cluster.identity(alice), ModelOp::push, bob.cert.device, m, kNowMs);
-    auto b = ModelSession::responder(cluster.identity(bob, 50'000), [&] { return m; });
-    // Handshake messages 1 and 2, then message 3 and the sealed request in one piece.
-    REQUIRE(b.on_bytes(a.take_output(), kNowMs, kUnixStart).ok());
-    REQUIRE(a.on_bytes(b.take_output(), kNowMs, kUnixStart).ok());
-    Bytes request = a.take_output();
-    REQUIRE(request.size() > 100'000);
-
-    SUBCASE("over the limit") {
-        CHECK_FALSE(b.on_bytes(request, kNowMs, kUnixStart).ok());
-        CHECK(b.failure() == TransferFailure::too_large);
-    }
-    SUBCASE("cut short") {
-        auto b2 = ModelSession::responder(cluster.identity(bob), [&] { return m; });
-        auto a2 = ModelSession::initiator(cluster.identity(alice), ModelOp::push, bob.cert.device, m, kNowMs);
-        REQUIRE(b2.on_bytes(a2.take_output(), kNowMs, kUnixStart).ok());
-        REQUIRE(a2.on_bytes(b2.take_output(), kNowMs, kUnixStart).ok());
-        Bytes r = a2.take_output();
-        r.resize(r.size() - 30);  // the end frame and a little more are missing
-        REQUIRE(b2.on_bytes(r, kNowMs, kUnixStart).ok());
-        CHECK_FALSE(b2.on_end_of_input().ok());
-        CHECK(b2.failure() == TransferFailure::truncated);
-        CHECK(b2.received_model().empty());
-    }
-    SUBCASE("altered") {
-        auto b2 = ModelSession::responder(cluster.identity(bob), [&] { return m; });
-        auto a2 = ModelSession::initiator(cluster.identity(alice), ModelOp::push, bob.cert.device, m, kNowMs);
-        REQUIRE(b2.on_bytes(a2.take_output(), kNowMs, kUnixStart).ok());
-        REQUIRE(a2.on_bytes(b2.take_output(), kNowMs, kUnixStart).ok());
-        Bytes r = a2.take_output();
-        r[r.size() / 2] ^= 0x01;
-        CHECK_FALSE(b2.on_bytes(r, kNowMs, kUnixStart).ok());
-        CHECK(b2.failure() == TransferFailure::corrupt);
-    }
-}
-
-TEST_CASE("a handshake length over the limit is refused before any work") {
-    Cluster cluster;
-    Device bob = cluster.device("bob");
-    auto b = ModelSession::responder(cluster.identity(bob), [] { return ModelBytes{}; });
-    const Bytes huge_length = {0xFF, 0xFF, 0x00};
-    CHECK_FALSE(b.on_bytes(huge_length, kNowMs, kUnixStart).ok());
-    CHECK(b.failure() == TransferFailure::malformed);
-}
-
-// ---- Over TCP on the loopback. ----
-
 struct ChannelNode {
-    ChannelNode(net::EventLoop& loop, const Cluster& cluster, const std::string& name,
+    ChannelNode(net::EventLoop& loop, const LinkCluster& cluster, const std::string& name,
                 const FakeClock& clock, ChannelLimits limits = {}, std::size_t model_size = 300'000)
         : device(cluster.device(name)), model(model_of(model_size, static_cast<std::uint8_t>(name[0]))) {
         net::ListenOptions options;
@@ -228,14 +48,19 @@ struct ChannelNode {
             outcomes.push_back(f);
         };
         h.busy = [this] { return busy; };
-        channel = std::make_unique<ModelChannel>(loop, std::move(*listener), cluster.identity(device),
+        auto is_revoked = [this](const crypto::DeviceId& d) {
+            return std::find(revoked.begin(), revoked.end(), d) != revoked.end();
+        };
+        channel = std::make_unique<ModelChannel>(loop, std::move(*listener),
+                                                 cluster.identity(device, 1 << 20, is_revoked),
                                                  clock, limits, std::move(h));
         channel->start();
     }
-    Device device;
+    LinkDevice device;
     ModelBytes model;
     bool accept = true;
     bool busy = false;
+    std::vector<crypto::DeviceId> revoked;
     std::vector<std::pair<std::string, Bytes>> received;
     std::vector<std::optional<TransferFailure>> outcomes;
     std::unique_ptr<ModelChannel> channel;
@@ -244,7 +69,7 @@ struct ChannelNode {
 TEST_CASE("two channels exchange models over TCP and count bytes") {
     net::EventLoop loop;
     FakeClock clock;
-    Cluster cluster;
+    LinkCluster cluster;
     ChannelNode a(loop, cluster, "a", clock);
     ChannelNode b(loop, cluster, "b", clock);
     REQUIRE(a.channel->start_transfer(ModelOp::exchange, b.device.cert.device, b.channel->local_endpoint()));
@@ -261,12 +86,24 @@ TEST_CASE("two channels exchange models over TCP and count bytes") {
     CHECK(a.channel->counters().model_bytes_sent == a.model->size());
     CHECK(a.channel->counters().wire_bytes_sent > a.model->size());
     CHECK(a.channel->outgoing() == 0);
+
+    // The next transfer takes the link that is open: no second connection, no handshake.
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2; }, 30s));
+    CHECK(a.outcomes[1] == std::nullopt);
+    CHECK(a.received.size() == 2);
+    CHECK(a.channel->counters().links_opened_out == 1);
+    CHECK(a.channel->counters().transfers_on_open_links == 1);
+    CHECK(b.channel->counters().links_opened_in == 1);
+    CHECK(b.channel->counters().completed_in == 2);
+    CHECK(a.channel->links_out() == 1);
+    CHECK(b.channel->links_in() == 1);
 }
 
 TEST_CASE("the link budget, a refused model and a dead address are counted by reason") {
     net::EventLoop loop;
     FakeClock clock;
-    Cluster cluster;
+    LinkCluster cluster;
     ChannelLimits one;
     one.max_outgoing = 1;
     ChannelNode a(loop, cluster, "a", clock, one);
@@ -278,9 +115,10 @@ TEST_CASE("the link budget, a refused model and a dead address are counted by re
     REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1 && b.channel->incoming() == 0; }, 30s));
     CHECK(b.channel->counters().failed_in[static_cast<std::size_t>(TransferFailure::model_refused)] == 1);
 
-    // Nobody listens on a closed listener's port: connect fails.
+    // Nobody listens on a closed listener's port: connect fails (once the open link is gone).
     const net::Ipv4Endpoint gone = b.channel->local_endpoint();
     b.channel->close();
+    REQUIRE(loop.run_until([&] { return a.channel->links_out() == 0; }, 30s));
     REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, gone));
     REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2; }, 30s));
     CHECK(a.outcomes[1] == TransferFailure::connect);
@@ -290,7 +128,7 @@ TEST_CASE("the link budget, a refused model and a dead address are counted by re
 TEST_CASE("a learner with a full inbox closes incoming transfers before their handshake") {
     net::EventLoop loop;
     FakeClock clock;
-    Cluster cluster;
+    LinkCluster cluster;
     ChannelNode a(loop, cluster, "a", clock);
     ChannelNode b(loop, cluster, "b", clock);
     b.busy = true;
@@ -307,13 +145,167 @@ TEST_CASE("a learner with a full inbox closes incoming transfers before their ha
     REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2 && b.channel->incoming() == 0; }, 30s));
     CHECK(a.outcomes[1] == std::nullopt);
     CHECK(b.received.size() == 1);
+
+    // Busy again: a push on the open link is answered busy before its model is sent; a pull is
+    // still answered.
+    b.busy = true;
+    const std::uint64_t read = b.channel->counters().wire_bytes_received;
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 3; }, 30s));
+    CHECK(a.outcomes[2] == TransferFailure::peer_busy);
+    CHECK(b.channel->counters().failed_in[static_cast<std::size_t>(TransferFailure::learner_busy)] == 2);
+    CHECK(b.channel->counters().wire_bytes_received - read < 1'000);
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 4; }, 30s));
+    CHECK(a.outcomes[3] == std::nullopt);
+    CHECK(a.channel->counters().links_opened_out == 2);  // the refused one, then one for three
+}
+
+TEST_CASE("idle links close, and the next transfer opens a new one") {
+    net::EventLoop loop;
+    FakeClock clock;
+    LinkCluster cluster;
+    ChannelLimits quick;
+    quick.link_idle_timeout = 1s;
+    quick.link_sweep_interval = 5ms;
+    ChannelNode a(loop, cluster, "a", clock, quick, 1000);
+    ChannelNode b(loop, cluster, "b", clock, quick, 1000);
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1; }, 30s));
+    clock.advance_to(clock.now() + 1500ms);  // past the dialer's timeout, short of the listener's
+    REQUIRE(loop.run_until([&] {
+        return a.channel->links_out() == 0 && b.channel->links_in() == 0;
+    }, 30s));
+    CHECK(a.channel->counters().links_closed_idle == 1);
+    CHECK(b.channel->counters().links_closed_by_peer == 1);
+    CHECK(b.channel->counters().links_closed_idle == 0);
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2; }, 30s));
+    CHECK(a.outcomes[1] == std::nullopt);
+    CHECK(a.channel->counters().links_opened_out == 2);
+    CHECK(a.channel->counters().transfers_on_open_links == 0);
+}
+
+TEST_CASE("a link to a device revoked since its handshake is closed") {
+    net::EventLoop loop;
+    FakeClock clock;
+    LinkCluster cluster;
+    ChannelLimits rare;
+    rare.link_sweep_interval = 1h;  // the request finds out first
+    ChannelNode a(loop, cluster, "a", clock, rare, 1000);
+    ChannelNode b(loop, cluster, "b", clock, rare, 1000);
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1; }, 30s));
+    REQUIRE(a.outcomes[0] == std::nullopt);
+
+    b.revoked.push_back(a.device.cert.device);
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2 && a.channel->links_out() == 0; }, 30s));
+    CHECK(a.outcomes[1] == TransferFailure::peer_busy);
+    CHECK(b.received.size() == 1);
+    CHECK(b.channel->counters().failed_in[static_cast<std::size_t>(TransferFailure::handshake)] == 1);
+    CHECK(b.channel->counters().links_closed_untrusted == 1);
+    CHECK(a.channel->counters().links_closed_by_peer == 1);
+
+    // A new link is refused at its handshake.
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 3; }, 30s));
+    CHECK(a.outcomes[2].has_value());
+    CHECK(b.received.size() == 1);
+}
+
+TEST_CASE("the sweep closes an idle link whose peer was revoked or whose certificate expired") {
+    net::EventLoop loop;
+    FakeClock clock;
+    LinkCluster cluster;
+    ChannelLimits quick;
+    quick.link_sweep_interval = 5ms;
+    ChannelNode a(loop, cluster, "a", clock, quick, 1000);
+    ChannelNode b(loop, cluster, "b", clock, quick, 1000);
+    ChannelNode c(loop, cluster, "c", clock, quick, 1000);
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(c.channel->start_transfer(ModelOp::pull, b.device.cert.device, b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1 && c.outcomes.size() == 1; }, 30s));
+    CHECK(b.channel->links_in() == 2);
+    b.revoked.push_back(a.device.cert.device);
+    REQUIRE(loop.run_until([&] { return b.channel->links_in() == 1 && a.channel->links_out() == 0; }, 30s));
+    CHECK(b.channel->counters().links_closed_untrusted == 1);
+    CHECK(c.channel->links_out() == 1);
+    // A day later every certificate of this cluster has expired (harness: valid for a day).
+    clock.advance_to(clock.now() + std::chrono::hours(25));
+    REQUIRE(loop.run_until([&] { return b.channel->links_in() == 0 && c.channel->links_out() == 0; }, 30s));
+}
+
+// A listener the test drives by hand: a model link per connection, answering as it should
+// until told to close the next link that speaks, unanswered.
+struct HandListener {
+    HandListener(net::EventLoop& loop, const LinkCluster& cluster)
+        : device(cluster.device("hand")), identity(cluster.identity(device)) {
+        net::ListenOptions options;
+        options.bind = {kLoopback, 0};
+        auto opened = net::open_stream_listener(loop, options);
+        REQUIRE(opened.ok());
+        listener = std::move(*opened);
+        listener->start([this](std::unique_ptr<net::StreamConnection> c) {
+            auto& conn = connections.emplace_back(std::move(c));
+            auto& link = links.emplace_back(std::make_unique<ModelLink>(ModelLink::listener(
+                identity, {[](ModelOp) { return std::nullopt; }, [this] { return model; }})));
+            conn->start({[this, &conn, &link](std::span<const std::uint8_t> bytes) {
+                             if (close_next && link->established()) {
+                                 close_next = false;
+                                 link->close(0);  // the request crossed our end frame
+                             } else {
+                                 REQUIRE(link->on_bytes(bytes, 0, runtime::testing::kUnixStart).ok());
+                                 answered += link->take_outcomes().size();
+                             }
+                             REQUIRE(conn->send(link->take_output()).ok());
+                             if (link->closed()) conn->finish_sending();
+                         },
+                         [](const Error*) {}});
+        });
+    }
+    LinkDevice device;
+    SessionIdentity identity;
+    ModelBytes model = model_of(1000, 9);
+    bool close_next = false;
+    std::size_t answered = 0;
+    std::unique_ptr<net::StreamListener> listener;
+    std::vector<std::unique_ptr<net::StreamConnection>> connections;
+    std::vector<std::unique_ptr<ModelLink>> links;
+};
+
+TEST_CASE("a request that crosses the listener's close of an open link goes again on a new one") {
+    net::EventLoop loop;
+    FakeClock clock;
+    LinkCluster cluster;
+    ChannelNode a(loop, cluster, "a", clock, {}, 1000);
+    HandListener b(loop, cluster);
+    const net::Ipv4Endpoint at = b.listener->local_endpoint();
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, at));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1; }, 30s));
+    REQUIRE(a.outcomes[0] == std::nullopt);
+
+    b.close_next = true;
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device, at));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2; }, 30s));
+    CHECK(a.outcomes[1] == std::nullopt);
+    CHECK(a.received.size() == 2);
+    CHECK(b.answered == 2);
+    CHECK(b.links.size() == 2);
+    const ChannelCounters& c = a.channel->counters();
+    CHECK(c.transfers_on_open_links == 1);
+    CHECK(c.transfers_retried == 1);
+    CHECK(c.links_opened_out == 2);
+    CHECK(c.started_out == 2);
+    CHECK(c.completed_out == 2);
+    CHECK(a.channel->outgoing() == 0);
 }
 
 TEST_CASE("a responder from another cluster is refused over TCP") {
     net::EventLoop loop;
     FakeClock clock;
-    Cluster cluster;
-    Cluster other;
+    LinkCluster cluster;
+    LinkCluster other;
     ChannelNode a(loop, cluster, "a", clock);
     ChannelNode m(loop, other, "m", clock);
     REQUIRE(a.channel->start_transfer(ModelOp::pull, m.device.cert.device, m.channel->local_endpoint()));
@@ -327,7 +319,7 @@ TEST_CASE("a responder from another cluster is refused over TCP") {
 TEST_CASE("handshakes over the per-source rate are closed unanswered") {
     net::EventLoop loop;
     FakeClock clock;  // frozen: the bucket never refills
-    Cluster cluster;
+    LinkCluster cluster;
     ChannelLimits wide;
     wide.max_outgoing = 16;
     wide.max_incoming = 16;

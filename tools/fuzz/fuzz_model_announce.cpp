@@ -1,19 +1,22 @@
 // libFuzzer target for what the model exchange reads from the network before any trust in its
 // content: model announcements (node/runtime/model_exchange.hpp, decoded after the datagram
-// opened), and the model channel's handshake framing (node/runtime/model_session.hpp) fed to a
-// responder and to an initiator in pieces whose sizes the input picks. Every input must be
-// refused or waited on, never crash, and an announcement that decodes must re-encode to one
-// that decodes to the same values.
+// opened), the model link's handshake framing (node/runtime/model_link.hpp) fed to a listener
+// and to a dialer in pieces whose sizes the input picks, and the messages inside a link's
+// opened streams, read as from either side. Every input must be refused or waited on, never
+// crash; an announcement that decodes must re-encode to one that decodes to the same values,
+// and the messages a reader returns must re-encode to the bytes it consumed.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "crypto/certificate.hpp"
 #include "crypto/sodium.hpp"
 #include "node/runtime/model_exchange.hpp"
-#include "node/runtime/model_session.hpp"
+#include "node/runtime/model_link.hpp"
 
 namespace {
 
@@ -43,7 +46,7 @@ struct Fixture {
     }
 };
 
-void feed(runtime::ModelSession& s, std::span<const std::uint8_t> bytes, std::size_t piece) {
+void feed(runtime::ModelLink& s, std::span<const std::uint8_t> bytes, std::size_t piece) {
     for (std::size_t at = 0; at < bytes.size(); at += piece)
         if (!s.on_bytes(bytes.subspan(at, std::min(piece, bytes.size() - at)), 1000, kNow).ok()) return;
     (void)s.on_end_of_input();
@@ -66,11 +69,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const std::size_t piece = std::size_t{data[0]} + 1;
     const auto rest = input.subspan(1);
-    auto responder = runtime::ModelSession::responder(fixture->identity, [] { return runtime::ModelBytes{}; });
-    feed(responder, rest, piece);
-    auto initiator = runtime::ModelSession::initiator(fixture->identity, runtime::ModelOp::pull,
-                                                      fixture->cert.device, nullptr, 1000);
-    (void)initiator.take_output();
-    feed(initiator, rest, piece);
+    auto listener = runtime::ModelLink::listener(
+        fixture->identity, {[](runtime::ModelOp) { return std::nullopt; }, [] { return runtime::ModelBytes{}; }});
+    feed(listener, rest, piece);
+    auto dialer = runtime::ModelLink::dialer(fixture->identity, fixture->cert.device);
+    (void)dialer.begin(runtime::ModelOp::pull, nullptr, 1000);
+    (void)dialer.take_output();
+    feed(dialer, rest, piece);
+    for (bool from_dialer : {true, false}) {
+        runtime::LinkReader reader(from_dialer, 1 << 12);
+        std::vector<std::uint8_t> again;
+        for (std::size_t at = 0; at < rest.size(); at += piece) {
+            const auto part = rest.subspan(at, std::min(piece, rest.size() - at));
+            reader.input().insert(reader.input().end(), part.begin(), part.end());
+            Result<std::optional<runtime::LinkReader::Message>> m = reader.next();
+            for (; m && *m; m = reader.next()) {
+                const auto h = runtime::link_header((*m)->kind, (*m)->body.size());
+                again.insert(again.end(), h.begin(), h.end());
+                again.insert(again.end(), (*m)->body.begin(), (*m)->body.end());
+            }
+            if (!m) break;
+        }
+        // What was returned is exactly the input's first bytes.
+        if (again.size() > rest.size() || !std::equal(again.begin(), again.end(), rest.begin()))
+            std::abort();
+    }
     return 0;
 }
