@@ -107,7 +107,7 @@ struct NodeArgs {
     std::string encoding = "int8";  // 0.25x the bytes of fp32 at no measured accuracy cost
     std::uint32_t fanout = 2;
     std::uint32_t round_samples = 600;  // local samples between rounds
-    std::uint32_t round_interval_ms = 200;  // and at least this long (a handshake per peer each)
+    std::uint32_t round_interval_ms = 200;  // and at least this long
     std::string merge_momentum = "keep";  // "follow": quasi-global momentum (non-IID clusters)
     bool wait_for_link = false;  // a round due with sends still in flight holds training
     std::uint32_t checkpoint_interval_s = 30;

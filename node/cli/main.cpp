@@ -184,9 +184,8 @@ void add_node(CLI::App& app) {
         ->check(CLI::Range(1u, kMaxRoundSamples))
         ->capture_default_str();
     node->add_option("--round-interval", a->round_interval_ms,
-                     "Milliseconds at least between two rounds (each opens a stream, with a "
-                     "handshake, to every peer it sends to; peers admit 20 a second from one "
-                     "device, and the node keeps its rounds within half of that by itself)")
+                     "Milliseconds at least between two rounds (each sends the model to "
+                     "--fanout peers, over links kept open to them)")
         ->check(CLI::Range(0u, kMaxRoundIntervalMs))
         ->capture_default_str();
     node->add_option("--merge-momentum", a->merge_momentum,

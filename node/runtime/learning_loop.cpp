@@ -44,18 +44,6 @@ std::string percent(const std::optional<Evaluated>& e) {
 
 }  // namespace
 
-std::chrono::milliseconds round_interval_within_budget(std::chrono::milliseconds configured,
-                                                       std::uint32_t fanout,
-                                                       std::size_t peers) noexcept {
-    if (peers == 0 || fanout == 0) return configured;
-    // Handshakes a second each peer sees from us: rounds a second x fanout / peers.
-    const std::uint64_t budget = std::uint64_t{limits::kHandshakesPerSecondPerSource} / 2;
-    const auto least = std::chrono::milliseconds(
-        (std::uint64_t{1000} * std::min<std::uint64_t>(fanout, peers) + budget * peers - 1) /
-        (budget * peers));
-    return std::max(configured, least);
-}
-
 LearningLoop::LearningLoop(const crypto::DeviceId& self, data::Dataset train,
                            std::optional<data::Dataset> test, LearningOptions options,
                            const Clock& clock, std::function<void(std::string)> log,
@@ -191,7 +179,6 @@ void LearningLoop::on_request_failed(std::uint64_t transfer) {
 void LearningLoop::on_peers(std::vector<gossip::PeerInfo> peers) {
     {
         std::lock_guard lock(mutex_);
-        peer_count_ = peers.size();
         peers_ = std::move(peers);
     }
     gossip_wake_.notify_one();
@@ -273,9 +260,8 @@ void LearningLoop::train_one_step(gossip::Time t) {
     // A copy costs a pass over the model: one per round is enough (the learner starts a round
     // every samples_per_round), and at most one per report interval.
     if (t >= next_report_ && unreported_samples_ >= options_.learner.samples_per_round) {
-        const std::size_t peers = hand_over(std::exchange(unreported_samples_, 0));
-        next_report_ = t + round_interval_within_budget(options_.report_interval,
-                                                        options_.learner.fanout, peers);
+        hand_over(std::exchange(unreported_samples_, 0));
+        next_report_ = t + options_.report_interval;
     }
     if (t >= next_eval_) evaluate_now(t);
     if (t >= next_checkpoint_) {
@@ -287,19 +273,16 @@ void LearningLoop::train_one_step(gossip::Time t) {
     status_.local_samples += n;
 }
 
-std::size_t LearningLoop::hand_over(std::uint64_t samples) {
+void LearningLoop::hand_over(std::uint64_t samples) {
     const std::span<const float> w = model_.parameters();
     copy_.assign(w.begin(), w.end());  // a pass over the model: outside the lock
-    std::size_t peers = 0;
     {
         std::lock_guard lock(mutex_);
         snapshot_.swap(copy_);
         snapshot_samples_ += samples;
         snapshot_ready_ = true;
-        peers = peer_count_;
     }
     gossip_wake_.notify_one();
-    return peers;
 }
 
 void LearningLoop::evaluate_now(gossip::Time t) {

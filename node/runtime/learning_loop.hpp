@@ -46,16 +46,9 @@ inline constexpr std::size_t kMaxQueuedEvents = 256;
 inline constexpr std::size_t kDefaultHoldoutRows = 1000;
 inline constexpr std::size_t kDefaultEvalTestRows = 2000;
 // Local progress (with a copy of the model) reaches the learner at most this often by default,
-// so a fast device on a small model does not start rounds (each a connection and a handshake per
-// peer) faster than links and the peers' handshake rate limits take them: ~5 rounds a second.
+// so a fast device on a small model does not start rounds faster than its link carries them:
+// ~5 rounds a second.
 inline constexpr std::chrono::milliseconds kDefaultReportInterval{200};
-
-// The interval between rounds a device keeps at least, whatever it was configured with: each
-// round opens a stream (a handshake) to `fanout` of its `peers`, and each peer admits
-// limits::kHandshakesPerSecondPerSource from one device. Rounds stay within half of that budget,
-// leaving the rest to pulls and answers, so a small cluster does not see its sends refused.
-[[nodiscard]] std::chrono::milliseconds round_interval_within_budget(
-    std::chrono::milliseconds configured, std::uint32_t fanout, std::size_t peers) noexcept;
 inline constexpr float kDefaultServedAverage = 0.01f;
 // Where the node keeps its model in its state directory.
 inline constexpr const char* kModelCheckpointName = "model.ckpt";
@@ -82,8 +75,7 @@ struct LearningOptions {
     // when data is alike. SGD only.
     bool momentum_follows_merges = false;
     // How often the trainer hands the learner its progress and a copy of the model: the most
-    // rounds a second can start (a round also waits for learner.samples_per_round samples; and
-    // see round_interval_within_budget).
+    // rounds a second can start (a round also waits for learner.samples_per_round samples).
     std::chrono::milliseconds report_interval = kDefaultReportInterval;
     std::size_t holdout_rows = kDefaultHoldoutRows;
     std::size_t eval_test_rows = kDefaultEvalTestRows;  // 0: the whole test set
@@ -172,8 +164,8 @@ private:
     // Adds what merges moved to the model (or takes the model the learner adopted), if any.
     void take_moves(std::unique_lock<std::mutex>& lock);
     void train_one_step(gossip::Time now);
-    // Progress and a copy of the model, to the learner; returns how many peers the view holds.
-    std::size_t hand_over(std::uint64_t samples);
+    // Progress and a copy of the model, to the learner.
+    void hand_over(std::uint64_t samples);
     void evaluate_now(gossip::Time now);
     void save_checkpoint();
     // The served model after a step (averaging) or after the trained one was replaced (reset).
@@ -231,7 +223,6 @@ private:
     std::deque<Event> inbox_;
     std::size_t queued_models_ = 0;
     std::optional<std::vector<gossip::PeerInfo>> peers_;
-    std::size_t peer_count_ = 0;  // the last view's
     // Trainer -> learner: samples trained since the last hand-over, and the model after them.
     std::vector<float> snapshot_;
     std::uint64_t snapshot_samples_ = 0;

@@ -455,13 +455,3 @@ TEST_CASE("a model the gossip thread adopts while catching up replaces the train
         CHECK(std::abs(trained[i] - theirs[i]) < 0.005f);
 }
 
-TEST_CASE("rounds stay within half the handshakes a second each peer admits from one device") {
-    using std::chrono::milliseconds;
-    // 3 peers, 2 each round: at most 15 rounds a second (10 handshakes a second per peer).
-    CHECK(round_interval_within_budget(milliseconds(20), 2, 3) == milliseconds(67));
-    CHECK(round_interval_within_budget(milliseconds(100), 2, 3) == milliseconds(100));
-    CHECK(round_interval_within_budget(milliseconds(0), 1, 99) == milliseconds(2));
-    CHECK(round_interval_within_budget(milliseconds(0), 2, 1) == milliseconds(100));  // one peer
-    CHECK(round_interval_within_budget(milliseconds(5), 2, 0) == milliseconds(5));   // nobody yet
-    CHECK(round_interval_within_budget(kDefaultReportInterval, 2, 15) == kDefaultReportInterval);
-}
