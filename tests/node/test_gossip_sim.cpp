@@ -107,6 +107,26 @@ TEST_CASE("gossip CPU is taken from training: the same epochs take longer") {
     CHECK(slow.virtual_seconds > 1.5 * free_cpu.virtual_seconds);
 }
 
+TEST_CASE("a link kept open between two devices pays for its handshake once") {
+    TrainingScenario every = small();
+    every.gossip_thread = true;
+    every.cpu_per_send = 0.0005;
+    every.cpu_per_receive = 0.001;
+    every.cpu_per_handshake = 0.0005;  // each side's half
+    TrainingScenario kept = every;
+    kept.link_idle = 10.0;  // longer than the run: a pair's link never closes
+    const TrainingReport e = run(every);
+    const TrainingReport k = run(kept);
+    MESSAGE("links opened " << e.links_opened << " of " << e.transfers << " transfers (busy "
+                            << e.gossip_thread_busy << "); kept open: " << k.links_opened << " of "
+                            << k.transfers << " (busy " << k.gossip_thread_busy << ")");
+    CHECK(e.transfers > 100);
+    CHECK(e.links_opened == e.transfers);
+    CHECK(k.links_opened <= 8 * 7);  // once per ordered pair at most
+    CHECK(k.links_opened * 4 < k.transfers);
+    CHECK(k.gossip_thread_busy < e.gossip_thread_busy);
+}
+
 TEST_CASE("a gossip thread takes that CPU off training; one slower than arrivals drops models") {
     const TrainingReport free_cpu = run(small());
     TrainingScenario threaded = small();
@@ -262,6 +282,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
         "training\nnodes 10\nclass 0-4 celeron\nspeed 5-9 0.5\nsplit classes:2\nencoding int4\n"
         "momentum_policy follow\nserved_average 0.02\nlattice_margin 4\ncpu_per_send 1.5ms\n"
         "duty 0.125\nwait_for_link on\ngossip_thread on\nhandoff_per_receive 100us\n"
+        "cpu_per_handshake 370us\nlink_idle 30s\n"
         "at 1s partition 0-4 | 5-9\nat 0.5s crash 3\nat 2s heal\n",
         "t.txt");
     REQUIRE(sc.ok());
@@ -278,6 +299,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(sc->gossip_thread);
     CHECK(sc->handoff_per_receive == doctest::Approx(0.0001));
     CHECK(sc->handoff_per_send == 0.0);
+    CHECK(sc->cpu_per_handshake == doctest::Approx(0.00037));
+    CHECK(sc->link_idle == doctest::Approx(30.0));
     REQUIRE(sc->events.size() == 3);
     CHECK(sc->events[0].kind == TrainingEvent::crash);  // sorted by time
     CHECK(sc->events[1].groups.size() == 2);
@@ -298,6 +321,8 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("training\nwait_for_link maybe\n").starts_with("t.txt:2:"));
     CHECK(bad("training\ngossip_thread yes\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nhandoff_per_send -1ms\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\ncpu_per_handshake -1ms\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nlink_idle -1s\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nat 1s explode 3\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nwarp 9\n").starts_with("t.txt:2: unknown setting"));
 }

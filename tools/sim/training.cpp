@@ -155,8 +155,10 @@ void Simulation::route(Device& d, std::vector<gossip::Action> actions,
             auto bytes = a.bytes;
             if (is_adversary(d.index)) bytes = garbage(d);
             if (!sc_.gossip_thread) {
+                const bool opened = opens_link(d, peer);
                 if (new_round) d.cpu_debt += sc_.cpu_per_send / d.speed;
-                transfer(d, peer, a.transfer, std::move(bytes));
+                if (opened) d.cpu_debt += sc_.cpu_per_handshake / d.speed;
+                transfer(d, peer, a.transfer, std::move(bytes), opened);
             } else {
                 sends.push_back({encoded, peer.index, a.transfer, std::move(bytes)});
             }
@@ -191,8 +193,25 @@ void Simulation::schedule(Device& d) {
     }
 }
 
+bool Simulation::opens_link(Device& from, const Device& to) {
+    const auto [it, fresh] = from.links.try_emplace(to.index, OpenLink{to.generation, now_});
+    const bool opens = fresh || sc_.link_idle <= 0 || it->second.peer_generation != to.generation ||
+                       now_ - it->second.used > sc_.link_idle;
+    it->second = OpenLink{to.generation, now_};
+    ++report_.transfers;
+    if (opens) ++report_.links_opened;
+    return opens;
+}
+
+double Simulation::open_links(Device& d, std::vector<PendingSend>& sends) {
+    double seconds = 0;
+    for (PendingSend& p : sends)
+        if ((p.opened_link = opens_link(d, devices_[p.peer]))) seconds += sc_.cpu_per_handshake;
+    return seconds;
+}
+
 void Simulation::transfer(Device& from, Device& to, std::uint64_t id,
-                          std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
+                          std::shared_ptr<const std::vector<std::uint8_t>> bytes, bool opened_link) {
     if (!reachable(from, to)) {
         push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
                    .kind = EventKind::send_failed, .node = from.index,
@@ -215,7 +234,8 @@ void Simulation::transfer(Device& from, Device& to, std::uint64_t id,
     }
     push(Event{.at = arrive, .kind = EventKind::deliver, .node = to.index,
                .generation = to.generation, .from = from.index,
-               .from_generation = from.generation, .transfer = id, .bytes = std::move(bytes)});
+               .from_generation = from.generation, .transfer = id, .bytes = std::move(bytes),
+               .opened_link = opened_link});
 }
 
 bool Simulation::is_adversary(std::uint32_t index) const {
@@ -325,7 +345,8 @@ void Simulation::merge(Device& d, const Event& e) {
         d.snapshot.assign(d.model->parameters().begin(), d.model->parameters().end());
         std::ranges::fill(d.moves, 0.0f);
     }
-    d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive) / d.speed;
+    const double handshake = e.opened_link ? sc_.cpu_per_handshake : 0.0;
+    d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive + handshake) / d.speed;
     if (follow && outcome == gossip::Received::merged)
         d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
     if (outcome == gossip::Received::adopted ||
@@ -412,6 +433,7 @@ void Simulation::apply(const TrainingEvent& ev) {
             if (!d.alive) continue;
             add_stats(d.retired, d.learner->stats());
             d.alive = false;
+            d.links.clear();
             ++d.generation;
         }
         break;

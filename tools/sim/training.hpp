@@ -72,6 +72,12 @@ struct TrainingScenario {
     bool gossip_thread = false;
     double handoff_per_send = 0.0;
     double handoff_per_receive = 0.0;
+    // Each side's half of the handshake that opens a model link, in seconds at speed 1.0 (on
+    // top of the costs above). A link stays open while the same two devices use it within
+    // `link_idle` seconds (as `starling node` keeps its links, runtime::kDefaultLinkIdleTimeout);
+    // 0: every transfer opens one.
+    double cpu_per_handshake = 0.0;
+    double link_idle = 0.0;
     // The models the gossip thread takes in at one wake are averaged as one batch
     // (GossipLearner::begin_batch), as `starling node` does; off: merged one by one.
     bool batch_average = false;
@@ -134,6 +140,8 @@ struct TrainingReport {
     // its busy time over the run, mean over devices (share of the virtual time).
     std::uint64_t models_dropped = 0;
     double gossip_thread_busy = 0;
+    std::uint64_t links_opened = 0;  // transfers that paid for a handshake
+    std::uint64_t transfers = 0;
     std::uint64_t refused[gossip::kRefusalReasons] = {};
     std::uint64_t garbage_sent = 0;
     double virtual_seconds = 0;

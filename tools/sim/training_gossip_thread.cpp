@@ -26,12 +26,12 @@ void Simulation::start_gossip_job(Device& d) {
         if (!d.batch_models.empty()) {
             d.job_model = std::move(d.batch_models.front());
             d.batch_models.pop_front();
-            seconds = sc_.cpu_per_receive;
+            seconds = sc_.cpu_per_receive + (d.job_model->opened_link ? sc_.cpu_per_handshake : 0.0);
         } else if (d.gossip_sends.empty()) {
             d.batch_round = false;
             encode_round(d);
             if (d.job_sends.empty()) continue;
-            seconds = sc_.cpu_per_send;
+            seconds = sc_.cpu_per_send + open_links(d, d.job_sends);
         } else {  // pull answers (one message, its peers), before the round
             const void* round = d.gossip_sends.front().round;
             const auto end = std::ranges::find_if(
@@ -39,7 +39,7 @@ void Simulation::start_gossip_job(Device& d) {
             d.job_sends.assign(std::make_move_iterator(d.gossip_sends.begin()),
                                std::make_move_iterator(end));
             d.gossip_sends.erase(d.gossip_sends.begin(), end);
-            seconds = sc_.cpu_per_send;
+            seconds = sc_.cpu_per_send + open_links(d, d.job_sends);
         }
         d.gossip_working = true;
         d.gossip_busy += seconds / d.speed;
@@ -77,7 +77,7 @@ void Simulation::hand_over(Device& d) {
 void Simulation::gossip_done(Device& d) {
     d.gossip_working = false;
     for (PendingSend& p : std::exchange(d.job_sends, {}))
-        transfer(d, devices_[p.peer], p.transfer, std::move(p.bytes));
+        transfer(d, devices_[p.peer], p.transfer, std::move(p.bytes), p.opened_link);
     if (d.job_model) {
         Event e = std::move(*d.job_model);
         d.job_model.reset();

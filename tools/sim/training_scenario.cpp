@@ -114,6 +114,8 @@ struct Parser {
         else if (key == "gossip_thread") { if (!on_off(value, sc.gossip_thread)) return bad(); }
         else if (key == "handoff_per_send") { if (!seconds(value, x) || x < 0) return bad(); sc.handoff_per_send = x; }
         else if (key == "handoff_per_receive") { if (!seconds(value, x) || x < 0) return bad(); sc.handoff_per_receive = x; }
+        else if (key == "cpu_per_handshake") { if (!seconds(value, x) || x < 0) return bad(); sc.cpu_per_handshake = x; }
+        else if (key == "link_idle") { if (!seconds(value, x) || x < 0) return bad(); sc.link_idle = x; }
         else if (key == "loss") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.loss = x; }
         else if (key == "fanout") { if (!whole(value, n) || n == 0 || n > gossip::kMaxFanout) return bad(); l.fanout = static_cast<std::uint32_t>(n); }
         else if (key == "round_samples") { if (!whole(value, n) || n == 0) return bad(); l.samples_per_round = n; }
@@ -297,6 +299,10 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
         std::fprintf(out, "gossip threads busy %.1f%% of the time (mean), models dropped %llu\n",
                      100.0 * r.gossip_thread_busy,
                      static_cast<unsigned long long>(r.models_dropped));
+    if (sc.cpu_per_handshake > 0)
+        std::fprintf(out, "transfers %llu, of which opened a link %llu\n",
+                     static_cast<unsigned long long>(r.transfers),
+                     static_cast<unsigned long long>(r.links_opened));
     std::fprintf(out, "refused:");
     for (std::size_t i = 0; i < gossip::kRefusalReasons; ++i)
         if (r.refused[i] > 0)

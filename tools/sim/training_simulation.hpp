@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -65,6 +66,7 @@ struct Event {
     std::uint64_t transfer = 0;
     std::shared_ptr<const std::vector<std::uint8_t>> bytes = nullptr;
     std::size_t scenario_index = 0;
+    bool opened_link = false;  // deliver: the transfer paid for a handshake
 };
 
 // A transfer waiting for its round's model to be encoded on the gossip thread.
@@ -73,6 +75,13 @@ struct PendingSend {
     std::uint32_t peer = 0;
     std::uint64_t transfer = 0;
     std::shared_ptr<const std::vector<std::uint8_t>> bytes;
+    bool opened_link = false;
+};
+
+// A model link this device dialed: the peer's generation then, and when it was last used.
+struct OpenLink {
+    std::uint32_t peer_generation = 0;
+    double used = 0;
 };
 
 struct Device {
@@ -100,6 +109,7 @@ struct Device {
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
+    std::map<std::uint32_t, OpenLink> links;  // by peer index
     // scenario.gossip_thread, as `starling node` runs it: the trainer hands the thread a copy of
     // its model every round (`snapshot`, a later one replacing one not yet taken); the thread
     // wakes, takes every model waiting in its inbox and the copy, merges the models one by one,
@@ -153,7 +163,11 @@ private:
     void route(Device& d, std::vector<gossip::Action> actions, std::vector<PendingSend>& sends);
     void schedule(Device& d);
     void transfer(Device& from, Device& to, std::uint64_t id,
-                  std::shared_ptr<const std::vector<std::uint8_t>> bytes);
+                  std::shared_ptr<const std::vector<std::uint8_t>> bytes, bool opened_link);
+    // Whether a transfer from `from` to `to` now opens a link (none open, or idle too long).
+    bool opens_link(Device& from, const Device& to);
+    // Marks which of `sends` open a link; their handshakes' CPU, in seconds at speed 1.0.
+    double open_links(Device& d, std::vector<PendingSend>& sends);
     bool is_adversary(std::uint32_t index) const;
     std::shared_ptr<const std::vector<std::uint8_t>> garbage(Device& d);
     float learning_rate(const Device& d) const;
