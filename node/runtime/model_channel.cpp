@@ -13,17 +13,18 @@ struct ModelChannel::Link {
     Link(net::EventLoop& loop, std::uint64_t link_id, bool dials)
         : id(link_id), outgoing(dials), deadline(loop) {}
     std::uint64_t id;
-    bool outgoing;
+    bool outgoing;  // we dialed it (either side may send over it)
     bool ended = false;
-    bool active = false;     // a transfer under way, counted in outgoing_ or incoming_
-    bool reused = false;     // the transfer under way began on an established link
-    bool untrusted = false;  // the peer was revoked or expired since the handshake: closing
+    bool mine_active = false;    // a transfer of ours under way, counted in outgoing_
+    bool theirs_active = false;  // one of the peer's we took, counted in incoming_
+    bool reused = false;         // ours began on an established link
+    bool untrusted = false;      // the peer was revoked or expired since the handshake: closing
     crypto::DeviceId peer{};
     std::optional<ModelLink> link;
     std::unique_ptr<net::ConnectAttempt> attempt;
     std::unique_ptr<net::StreamConnection> connection;
     net::Timer deadline;
-    Request request;  // a dialer's transfer under way (kept to retry it on a new link)
+    Request request;  // our transfer under way (kept to retry it on a new link)
     std::uint64_t last_used_ms = 0;
 };
 
@@ -90,7 +91,7 @@ const net::ListenerCounters& ModelChannel::listener_counters() const {
 
 bool ModelChannel::busy_with(const crypto::DeviceId& peer) const {
     return std::any_of(links_.begin(), links_.end(), [&](const auto& e) {
-        return e.second->outgoing && e.second->active && e.second->peer == peer;
+        return e.second->mine_active && e.second->peer == peer;
     });
 }
 
@@ -99,14 +100,16 @@ bool ModelChannel::trusted(const crypto::Certificate& peer) const {
     return clock_.unix_seconds() <= peer.not_after;
 }
 
+// An open link to `peer`, whichever side dialed it, with no transfer of ours under way.
 ModelChannel::Link* ModelChannel::idle_link_to(const crypto::DeviceId& peer) {
-    for (auto& [id, l] : links_) {
-        const ModelLink& m = *l->link;
-        if (l->outgoing && !l->ended && l->peer == peer && m.established() && m.idle() &&
-            !m.closed() && !m.peer_closed() && !m.failed())
+    for (auto& [id, l] : links_)
+        if (!l->ended && l->peer == peer && l->link->established() && l->link->can_begin())
             return l.get();
-    }
     return nullptr;
+}
+
+LinkResponder ModelChannel::responder_for(Link& l) {
+    return {[this, &l](ModelOp op) { return admit(l, op); }, handlers_.current_model};
 }
 
 bool ModelChannel::start_transfer(ModelOp op, const crypto::DeviceId& peer,
@@ -155,7 +158,7 @@ void ModelChannel::dial(Request request) {
     ++links_out_;
     ++counters_.links_opened_out;
     l.peer = request.peer;
-    l.link.emplace(ModelLink::dialer(identity_, request.peer));
+    l.link.emplace(ModelLink::dialer(identity_, request.peer, responder_for(l)));
     const net::Ipv4Endpoint at = request.at;
     begin(l, std::move(request));
     net::StreamOptions options;
@@ -171,11 +174,17 @@ void ModelChannel::dial(Request request) {
 }
 
 void ModelChannel::begin(Link& l, Request request) {
-    l.active = true;
+    l.mine_active = true;
     l.last_used_ms = now_ms();
-    // The model was checked against the limit: begin() refuses nothing on an idle link.
+    // The model was checked against the limit: begin() refuses nothing on a link that can begin.
     (void)l.link->begin(request.op, request.model, l.last_used_ms);
     l.request = std::move(request);
+    arm_deadline(l);
+}
+
+// A link with a transfer under way either way fails if the newest one is not done in time.
+void ModelChannel::arm_deadline(Link& l) {
+    if (!l.mine_active && !l.theirs_active) return l.deadline.cancel();
     l.deadline.expire_after(limits_.transfer_timeout, [this, &l] { fail_link(l, TransferFailure::timeout); });
 }
 
@@ -200,9 +209,7 @@ void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) 
     ++links_in_;
     ++counters_.links_opened_in;
     l.last_used_ms = now_ms();
-    l.link.emplace(ModelLink::listener(
-        identity_, LinkResponder{[this, &l](ModelOp op) { return admit(l, op); },
-                                 handlers_.current_model}));
+    l.link.emplace(ModelLink::listener(identity_, responder_for(l)));
     l.connection = std::move(connection);
     // A handshake that never finishes is bounded like a transfer.
     l.deadline.expire_after(limits_.transfer_timeout, [this, &l] {
@@ -218,9 +225,10 @@ std::optional<TransferFailure> ModelChannel::admit(Link& l, ModelOp op) {
     }
     if (incoming_ >= limits_.max_incoming) return TransferFailure::link_busy;
     if (sends_model(op) && handlers_.busy && handlers_.busy()) return TransferFailure::learner_busy;
-    l.active = true;
+    l.theirs_active = true;
+    l.last_used_ms = now_ms();
     ++incoming_;
-    l.deadline.expire_after(limits_.transfer_timeout, [this, &l] { fail_link(l, TransferFailure::timeout); });
+    arm_deadline(l);
     return std::nullopt;
 }
 
@@ -251,16 +259,17 @@ void ModelChannel::settle(Link& l) {
     if (l.ended) return;
     if (const ModelLink& m = *l.link; m.failed())
         return fail_link(l, *m.failure());
-    if (!l.outgoing && l.link->peer() != nullptr) l.peer = l.link->peer()->device;
+    if (l.link->peer() != nullptr) l.peer = l.link->peer()->device;
     pump(l);
     if (l.untrusted) close_link(l, counters_.links_closed_untrusted);
     else if (l.link->peer_closed()) close_link(l, counters_.links_closed_by_peer);
 }
 
 void ModelChannel::finish_transfer(Link& l, TransferOutcome outcome) {
-    const bool was_active = std::exchange(l.active, false);
-    l.reused = false;
-    l.deadline.cancel();
+    const bool ours = outcome.ours;
+    const bool was_active = std::exchange(ours ? l.mine_active : l.theirs_active, false);
+    if (ours) l.reused = false;
+    arm_deadline(l);
     l.last_used_ms = now_ms();
     std::optional<TransferFailure> failure = outcome.failure;
     const crypto::Certificate* peer = l.link->peer();
@@ -274,9 +283,9 @@ void ModelChannel::finish_transfer(Link& l, TransferOutcome outcome) {
         ++counters_.models_sent;
         counters_.model_bytes_sent += outcome.model_bytes_sent;
     }
-    if (failure) count(l.outgoing ? counters_.failed_out : counters_.failed_in, *failure);
-    else ++(l.outgoing ? counters_.completed_out : counters_.completed_in);
-    if (l.outgoing) {
+    if (failure) count(ours ? counters_.failed_out : counters_.failed_in, *failure);
+    else ++(ours ? counters_.completed_out : counters_.completed_in);
+    if (ours) {
         --outgoing_;
         const Request request = std::exchange(l.request, {});
         if (handlers_.finished) handlers_.finished(request.tag, request.peer, outcome.op, failure);
@@ -295,25 +304,27 @@ void ModelChannel::pump(Link& l) {
     counters_.wire_bytes_sent += out.size();
 }
 
-// The link is dead: its transfer under way fails, unless it was a request on a reused link that
+// The link is dead: its transfers under way fail, except a request of ours on a reused link that
 // the peer closed (or reset) before answering, which goes again on a new link.
 void ModelChannel::fail_link(Link& l, TransferFailure failure) {
     if (l.ended) return;
-    const bool retry = l.outgoing && l.active && l.reused && l.link->awaiting_answer() &&
+    const bool active = l.mine_active || l.theirs_active;
+    const bool retry = l.mine_active && l.reused && l.link->awaiting_answer() &&
                        (failure == TransferFailure::truncated || failure == TransferFailure::connect);
-    if (l.active) {
-        if (retry) {
-            ++counters_.transfers_retried;
-            l.active = false;
-            dial(std::exchange(l.request, {}));  // still counted in outgoing_
-        } else {
-            finish_transfer(l, TransferOutcome{l.request.op, failure, {}, 0});
-        }
-    } else if (l.link->transfers() > 0 && failure == TransferFailure::connect) {
-        ++counters_.links_closed_by_peer;  // reset between transfers: nothing was lost
-    } else {
-        count(l.outgoing ? counters_.failed_out : counters_.failed_in, failure);
+    if (retry) {
+        ++counters_.transfers_retried;
+        l.mine_active = false;
+        dial(std::exchange(l.request, {}));  // still counted in outgoing_
+    } else if (l.mine_active) {
+        finish_transfer(l, TransferOutcome{true, l.request.op, failure, {}, 0});
     }
+    if (l.theirs_active) finish_transfer(l, TransferOutcome{false, ModelOp::push, failure, {}, 0});
+    // With no transfer under way the failure is the link's own (counted by who dialed), unless
+    // it was a reset between transfers, where nothing was lost.
+    if (!active && l.link->transfers() > 0 && failure == TransferFailure::connect)
+        ++counters_.links_closed_by_peer;
+    else if (!active)
+        count(l.outgoing ? counters_.failed_out : counters_.failed_in, failure);
     if (l.connection) l.connection->close();
     forget(l);
 }
@@ -347,7 +358,7 @@ void ModelChannel::forget(Link& l) {
 bool ModelChannel::make_room(bool outgoing) {
     Link* oldest = nullptr;
     for (auto& [id, l] : links_)
-        if (l->outgoing == outgoing && !l->ended && !l->active &&
+        if (l->outgoing == outgoing && !l->ended && !l->mine_active && !l->theirs_active &&
             (oldest == nullptr || l->last_used_ms < oldest->last_used_ms))
             oldest = l.get();
     if (oldest == nullptr) return false;
@@ -359,7 +370,7 @@ void ModelChannel::sweep() {
     const std::uint64_t now = now_ms();
     const auto idle_ms = static_cast<std::uint64_t>(limits_.link_idle_timeout.count());
     for (auto& [id, l] : links_) {
-        if (l->ended || l->active || !l->link->established()) continue;
+        if (l->ended || l->mine_active || l->theirs_active || !l->link->established()) continue;
         const std::uint64_t limit = l->outgoing ? idle_ms : 2 * idle_ms;
         if (now - std::min(now, l->last_used_ms) >= limit)
             close_link(*l, counters_.links_closed_idle);

@@ -30,10 +30,12 @@ inline constexpr std::size_t kDefaultMaxIncomingTransfers = 4;
 // A 1 MB model crosses a LAN in milliseconds; this bounds a stalled or trickling peer.
 inline constexpr std::chrono::milliseconds kDefaultTransferTimeout{20'000};
 inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{3'000};
-// A dialer closes a link idle this long; its listener waits twice as long, so the dialer's close
-// comes first and a new request never crosses the listener's.
+// A dialer closes a link idle (no transfer either way) this long; its listener waits twice as
+// long, so the dialer's close comes first; a request that still crosses a close goes again on
+// a new link.
 inline constexpr std::chrono::milliseconds kDefaultLinkIdleTimeout{30'000};
-// Open links each way: one to every peer of a 100-device cluster. Past it, a new link closes the
+// Links dialed, and links accepted, open at once: with one link per pair of devices (either side
+// sends over it), room for every peer of a 100-device cluster. Past it, a new link closes the
 // least recently used idle one.
 inline constexpr std::size_t kDefaultMaxLinks = 128;
 // How often idle, revoked and expired links are looked for.
@@ -102,7 +104,8 @@ public:
     ModelChannel& operator=(const ModelChannel&) = delete;
 
     void start();
-    // Sends `op` to `peer` at `at` over an idle open link to it, or a new one, sending `model`
+    // Sends `op` to `peer` at `at` over an open link to it (dialed by either side) with no
+    // transfer of ours under way, or a new one, sending `model`
     // (null: handlers.current_model()) when the op sends one. false when the outgoing budget is
     // full, there is nothing to send or it is over the model limit (counted); otherwise
     // `finished` reports the outcome later with `tag`.
@@ -134,7 +137,9 @@ private:
     void dial(Request request);
     void begin(Link& l, Request request);
     void on_accept(std::unique_ptr<net::StreamConnection> connection);
+    [[nodiscard]] LinkResponder responder_for(Link& l);
     [[nodiscard]] std::optional<TransferFailure> admit(Link& l, ModelOp op);
+    void arm_deadline(Link& l);
     void attach(Link& l);
     void on_received(Link& l, std::span<const std::uint8_t> bytes);
     void settle(Link& l);

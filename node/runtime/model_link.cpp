@@ -23,14 +23,13 @@ TransferFailure failure_of(ErrorCode code) {
     }
 }
 
-bool dialer_sends(std::uint8_t kind) {
+bool known_kind(std::uint8_t kind) {
     return kind >= static_cast<std::uint8_t>(LinkMessage::push) &&
-           kind <= static_cast<std::uint8_t>(LinkMessage::model);
+           kind <= static_cast<std::uint8_t>(LinkMessage::reply_model);
 }
 
-bool listener_sends(std::uint8_t kind) {
-    return kind >= static_cast<std::uint8_t>(LinkMessage::model) &&
-           kind <= static_cast<std::uint8_t>(LinkMessage::busy);
+bool has_body(LinkMessage kind) {
+    return kind == LinkMessage::model || kind == LinkMessage::reply_model;
 }
 
 }  // namespace
@@ -63,32 +62,39 @@ std::array<std::uint8_t, kLinkHeaderBytes> link_header(LinkMessage kind, std::si
 }
 
 Result<std::optional<LinkReader::Message>> LinkReader::next() {
-    if (buffered() < kLinkHeaderBytes) return std::optional<Message>{};
-    const std::uint8_t* h = buffer_.data() + at_;
-    const std::size_t n = (std::size_t{h[1]} << 24) | (std::size_t{h[2]} << 16) |
-                          (std::size_t{h[3]} << 8) | std::size_t{h[4]};
-    if (!(from_dialer_ ? dialer_sends(h[0]) : listener_sends(h[0])))
-        return make_error(ErrorCode::malformed, "model link: a message kind this side may not send");
-    const auto kind = static_cast<LinkMessage>(h[0]);
-    if (kind == LinkMessage::model && n == 0)
-        return make_error(ErrorCode::malformed, "model link: an empty model");
-    if (kind == LinkMessage::model && n > max_model_bytes_)
-        return make_error(ErrorCode::too_large, "model link: a model over the model limit");
-    if (kind != LinkMessage::model && n != 0)
-        return make_error(ErrorCode::malformed, "model link: a body on a message that has none");
-    if (buffered() - kLinkHeaderBytes < n) return std::optional<Message>{};
-
-    Message m{kind, {}};
-    const std::size_t start = at_ + kLinkHeaderBytes;
-    if (n > 0 && at_ == 0 && start + n == buffer_.size()) {
-        // The model is all the buffer holds (as it is between transfers): hand the buffer over.
-        buffer_.erase(buffer_.begin(), buffer_.begin() + kLinkHeaderBytes);
+    if (!kind_) {
+        if (unread() < kLinkHeaderBytes) return std::optional<Message>{};
+        const std::uint8_t* h = buffer_.data() + at_;
+        const std::size_t n = (std::size_t{h[1]} << 24) | (std::size_t{h[2]} << 16) |
+                              (std::size_t{h[3]} << 8) | std::size_t{h[4]};
+        if (!known_kind(h[0])) return make_error(ErrorCode::malformed, "model link: an unknown message");
+        const auto kind = static_cast<LinkMessage>(h[0]);
+        if (has_body(kind) && n == 0)
+            return make_error(ErrorCode::malformed, "model link: an empty model");
+        if (has_body(kind) && n > max_model_bytes_)
+            return make_error(ErrorCode::too_large, "model link: a model over the model limit");
+        if (!has_body(kind) && n != 0)
+            return make_error(ErrorCode::malformed, "model link: a body on a message that has none");
+        kind_ = kind;
+        body_bytes_ = n;
+        at_ += kLinkHeaderBytes;
+        if (n > unread()) {
+            // The body arrives in pieces: it starts the buffer, which has room for all of it,
+            // so it is appended without a copy and handed over whole.
+            buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(at_));
+            at_ = 0;
+            buffer_.reserve(n);
+        }
+    }
+    if (unread() < body_bytes_) return std::optional<Message>{};
+    Message m{*std::exchange(kind_, std::nullopt), {}};
+    if (at_ == 0 && buffer_.size() == body_bytes_) {
         m.body = std::exchange(buffer_, {});
         return std::optional<Message>(std::move(m));
     }
-    m.body.assign(buffer_.begin() + static_cast<std::ptrdiff_t>(start),
-                  buffer_.begin() + static_cast<std::ptrdiff_t>(start + n));
-    at_ = start + n;
+    m.body.assign(buffer_.begin() + static_cast<std::ptrdiff_t>(at_),
+                  buffer_.begin() + static_cast<std::ptrdiff_t>(at_ + body_bytes_));
+    at_ += body_bytes_;
     if (at_ == buffer_.size()) {
         if (buffer_.capacity() > kKeepReaderBytes) buffer_ = {};
         buffer_.clear();
@@ -100,9 +106,10 @@ Result<std::optional<LinkReader::Message>> LinkReader::next() {
     return std::optional<Message>(std::move(m));
 }
 
-ModelLink::ModelLink(const SessionIdentity& identity, bool dialer)
+ModelLink::ModelLink(const SessionIdentity& identity, bool dialer, LinkResponder responder)
     : max_model_bytes_(std::min(identity.max_model_bytes, kMaxTransferModelBytes)),
       dialer_(dialer),
+      responder_(std::move(responder)),
       handshake_(std::make_unique<crypto::Handshake>(
           dialer ? crypto::noise::Role::initiator : crypto::noise::Role::responder,
           *identity.static_key, identity.certificate, identity.trust)) {}
@@ -111,17 +118,16 @@ ModelLink::~ModelLink() = default;
 ModelLink::ModelLink(ModelLink&&) noexcept = default;
 ModelLink& ModelLink::operator=(ModelLink&&) noexcept = default;
 
-ModelLink ModelLink::dialer(const SessionIdentity& identity, const crypto::DeviceId& expected_peer) {
-    ModelLink link(identity, true);
+ModelLink ModelLink::dialer(const SessionIdentity& identity, const crypto::DeviceId& expected_peer,
+                            LinkResponder responder) {
+    ModelLink link(identity, true, std::move(responder));
     link.expected_peer_ = expected_peer;
     link.write_handshake();  // message 1
     return link;
 }
 
 ModelLink ModelLink::listener(const SessionIdentity& identity, LinkResponder responder) {
-    ModelLink link(identity, false);
-    link.responder_ = std::move(responder);
-    return link;
+    return ModelLink(identity, false, std::move(responder));
 }
 
 Error ModelLink::fail(TransferFailure why, Error error) {
@@ -151,14 +157,14 @@ void ModelLink::write_handshake() {
 }
 
 Status ModelLink::begin(ModelOp op, ModelBytes model, std::uint64_t now_ms) {
-    if (!dialer_ || !idle() || failed() || closed_ || peer_closed_)
+    if (!can_begin())
         return make_error(ErrorCode::invalid_argument, "model link: not ready for a transfer");
     if (!sends_model(op)) model = nullptr;
     else if (!model || model->empty() || model->size() > max_model_bytes_)
         return make_error(ErrorCode::invalid_argument, "model link: no model, or over the limit");
-    op_ = op;
+    my_op_ = op;
     model_ = std::move(model);
-    step_ = Step::asked;
+    mine_ = Step::asked;
     if (!established()) {
         pending_ = true;  // sent right after the handshake's last message
         return Ok{};
@@ -215,9 +221,9 @@ Status ModelLink::after_handshake(std::uint64_t now_ms) {
     sealer_.emplace(std::move(session->ciphers.send), now_ms);
     opener_.emplace(std::move(session->ciphers.receive), crypto::RekeyPolicy{},
                     std::numeric_limits<std::uint64_t>::max());
-    reader_.emplace(!dialer_, max_model_bytes_);
+    reader_.emplace(max_model_bytes_);
     if (!std::exchange(pending_, false)) return Ok{};
-    return send(static_cast<LinkMessage>(op_), nullptr, now_ms);
+    return send(static_cast<LinkMessage>(my_op_), nullptr, now_ms);
 }
 
 Status ModelLink::send(LinkMessage kind, const ModelBytes& model, std::uint64_t now_ms) {
@@ -228,7 +234,7 @@ Status ModelLink::send(LinkMessage kind, const ModelBytes& model, std::uint64_t 
     if (model) {
         if (Status s = sealer_->seal(*model, now_ms, output_); !s)
             return fail(TransferFailure::too_large, s.error());
-        model_bytes_sent_ += n;
+        if (kind == LinkMessage::model) model_bytes_sent_ += n;
     }
     return Ok{};
 }
@@ -240,7 +246,9 @@ Status ModelLink::stream_bytes(std::span<const std::uint8_t> bytes, std::uint64_
         Result<std::optional<LinkReader::Message>> m = reader_->next();
         if (!m) return fail(failure_of(m.error().code), m.error());
         if (!*m) break;
-        if (Status s = on_message(std::move(**m), now_ms); !s) return s;
+        const bool request = is_request_side((*m)->kind);
+        if (Status s = request ? on_request(std::move(**m), now_ms) : on_answer(std::move(**m), now_ms); !s)
+            return s;
     }
     if (!opener_->finished()) return Ok{};
     if (reader_->buffered() > 0) return fail(TransferFailure::truncated, "a message cut by the end");
@@ -249,47 +257,43 @@ Status ModelLink::stream_bytes(std::span<const std::uint8_t> bytes, std::uint64_
     return Ok{};
 }
 
-Status ModelLink::on_message(LinkReader::Message m, std::uint64_t now_ms) {
-    return dialer_ ? dialer_message(std::move(m), now_ms) : listener_message(std::move(m), now_ms);
-}
-
-// The dialer takes answers to its transfer under way.
-Status ModelLink::dialer_message(LinkReader::Message m, std::uint64_t now_ms) {
+// Answers to our transfer under way.
+Status ModelLink::on_answer(LinkReader::Message m, std::uint64_t now_ms) {
     using enum LinkMessage;
     const LinkMessage k = m.kind;
-    if (step_ == Step::asked && k == ready && sends_model(op_)) {
-        step_ = Step::sent;
+    if (mine_ == Step::asked && k == ready && sends_model(my_op_)) {
+        mine_ = Step::sent;
         return send(model, model_, now_ms);
     }
-    const bool fetched = k == model || k == no_model;
+    const bool fetched = k == reply_model || k == no_model;
     const bool answer =
-        (step_ == Step::asked && (k == busy || (op_ == ModelOp::pull && fetched))) ||
-        (step_ == Step::sent && (op_ == ModelOp::push ? k == ok : fetched));
+        (mine_ == Step::asked && (k == busy || (my_op_ == ModelOp::pull && fetched))) ||
+        (mine_ == Step::sent && (my_op_ == ModelOp::push ? k == ok : fetched));
     if (!answer) return fail(TransferFailure::malformed, "an answer out of turn");
-    if (k == busy) end_transfer(TransferFailure::peer_busy);
-    else if (k == no_model) end_transfer(TransferFailure::no_model);
-    else end_transfer(std::nullopt, std::move(m.body));
+    if (k == busy) end_mine(TransferFailure::peer_busy);
+    else if (k == no_model) end_mine(TransferFailure::no_model);
+    else end_mine(std::nullopt, std::move(m.body));
     return Ok{};
 }
 
-// The listener takes requests, and the model of a request it said ready to.
-Status ModelLink::listener_message(LinkReader::Message m, std::uint64_t now_ms) {
-    if (step_ == Step::idle && m.kind != LinkMessage::model) {
-        op_ = static_cast<ModelOp>(m.kind);
-        if (const auto refused = responder_.admit ? responder_.admit(op_) : std::nullopt) {
+// The peer's transfer: its request, and the model of a request we said ready to.
+Status ModelLink::on_request(LinkReader::Message m, std::uint64_t now_ms) {
+    if (theirs_ == Step::idle && m.kind != LinkMessage::model) {
+        their_op_ = static_cast<ModelOp>(m.kind);
+        if (const auto refused = responder_.admit ? responder_.admit(their_op_) : std::nullopt) {
             if (Status s = send(LinkMessage::busy, nullptr, now_ms); !s) return s;
-            end_transfer(*refused);
+            end_theirs(*refused, {}, 0);
             return Ok{};
         }
-        if (sends_model(op_)) {
-            step_ = Step::awaiting_model;
+        if (sends_model(their_op_)) {
+            theirs_ = Step::awaiting_model;
             return send(LinkMessage::ready, nullptr, now_ms);
         }
         m.body.clear();
-    } else if (step_ == Step::awaiting_model && m.kind == LinkMessage::model) {
-        if (!fetches_model(op_)) {
+    } else if (theirs_ == Step::awaiting_model && m.kind == LinkMessage::model) {
+        if (!fetches_model(their_op_)) {
             if (Status s = send(LinkMessage::ok, nullptr, now_ms); !s) return s;
-            end_transfer(std::nullopt, std::move(m.body));
+            end_theirs(std::nullopt, std::move(m.body), 0);
             return Ok{};
         }
     } else {
@@ -298,17 +302,26 @@ Status ModelLink::listener_message(LinkReader::Message m, std::uint64_t now_ms) 
     // The request fetches our model: it goes back, or word that there is none yet.
     ModelBytes mine = responder_.current_model ? responder_.current_model() : nullptr;
     const bool have = mine && !mine->empty() && mine->size() <= max_model_bytes_;
-    if (Status s = send(have ? LinkMessage::model : LinkMessage::no_model, have ? mine : nullptr, now_ms); !s)
+    if (Status s = send(have ? LinkMessage::reply_model : LinkMessage::no_model,
+                        have ? mine : nullptr, now_ms);
+        !s)
         return s;
-    end_transfer(std::nullopt, std::move(m.body));
+    end_theirs(std::nullopt, std::move(m.body), have ? mine->size() : 0);
     return Ok{};
 }
 
-void ModelLink::end_transfer(std::optional<TransferFailure> failure, std::vector<std::uint8_t> model) {
-    outcomes_.push_back(TransferOutcome{op_, failure, std::move(model), model_bytes_sent_});
+void ModelLink::end_mine(std::optional<TransferFailure> failure, std::vector<std::uint8_t> model) {
+    outcomes_.push_back(TransferOutcome{true, my_op_, failure, std::move(model), model_bytes_sent_});
     model_bytes_sent_ = 0;
     model_.reset();
-    step_ = Step::idle;
+    mine_ = Step::idle;
+    ++transfers_;
+}
+
+void ModelLink::end_theirs(std::optional<TransferFailure> failure, std::vector<std::uint8_t> model,
+                           std::uint64_t bytes_sent) {
+    outcomes_.push_back(TransferOutcome{false, their_op_, failure, std::move(model), bytes_sent});
+    theirs_ = Step::idle;
     ++transfers_;
 }
 

@@ -122,7 +122,7 @@ TEST_CASE("a link kept open between two devices pays for its handshake once") {
                             << k.transfers << " (busy " << k.gossip_thread_busy << ")");
     CHECK(e.transfers > 100);
     CHECK(e.links_opened == e.transfers);
-    CHECK(k.links_opened <= 8 * 7);  // once per ordered pair at most
+    CHECK(k.links_opened <= 8 * 7 / 2);  // once per pair at most, either way
     CHECK(k.links_opened * 4 < k.transfers);
     CHECK(k.gossip_thread_busy < e.gossip_thread_busy);
 }

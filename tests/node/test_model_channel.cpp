@@ -98,6 +98,17 @@ TEST_CASE("two channels exchange models over TCP and count bytes") {
     CHECK(b.channel->counters().completed_in == 2);
     CHECK(a.channel->links_out() == 1);
     CHECK(b.channel->links_in() == 1);
+
+    // And b sends over the link a dialed.
+    REQUIRE(b.channel->start_transfer(ModelOp::push, a.device.cert.device, a.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return b.outcomes.size() == 1; }, 30s));
+    CHECK(b.outcomes[0] == std::nullopt);
+    CHECK(a.received.size() == 3);
+    CHECK(a.received[2].second == *b.model);
+    CHECK(b.channel->counters().links_opened_out == 0);
+    CHECK(b.channel->counters().transfers_on_open_links == 1);
+    CHECK(a.channel->counters().completed_in == 1);
+    CHECK(a.channel->links_in() == 0);
 }
 
 TEST_CASE("the link budget, a refused model and a dead address are counted by reason") {

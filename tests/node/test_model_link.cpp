@@ -1,6 +1,7 @@
 // Model links, sans-I/O: push, pull and exchange one after another on one link (one handshake),
-// busy answers, clean closes and closes during a transfer; wrong cluster, revoked peer, wrong
-// peer, cut short, altered and oversized streams; the message reader's checks.
+// transfers both ways at once, busy answers, clean closes and closes during a transfer; wrong
+// cluster, revoked peer, wrong peer, cut short, altered and oversized streams; the message
+// reader's checks.
 
 #include <doctest/doctest.h>
 
@@ -49,7 +50,7 @@ TEST_CASE("push, pull and exchange follow each other on one link, with one hands
     LinkDevice bob = cluster.device("bob");
     const ModelBytes alices = model_of(200'000, 1);
     const ModelBytes bobs = model_of(150'000, 2);
-    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device);
+    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
     auto b = ModelLink::listener(cluster.identity(bob), answering(bobs));
 
     std::uint64_t n = 0;
@@ -80,11 +81,53 @@ TEST_CASE("push, pull and exchange follow each other on one link, with one hands
     }
 }
 
+TEST_CASE("either side sends over the link, both at once") {
+    LinkCluster cluster;
+    LinkDevice alice = cluster.device("alice");
+    LinkDevice bob = cluster.device("bob");
+    const ModelBytes alices = model_of(120'000, 1);
+    const ModelBytes bobs = model_of(90'000, 2);
+    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(alices));
+    auto b = ModelLink::listener(cluster.identity(bob), answering(bobs));
+    CHECK_FALSE(b.can_begin());  // a listener asks once the handshake is done
+    REQUIRE(a.begin(ModelOp::pull, nullptr, kNowMs).ok());
+    REQUIRE(shuttle(a, b).ok());
+    REQUIRE(a.take_outcomes().size() == 1);
+    REQUIRE(b.take_outcomes().size() == 1);
+
+    // Bob pushes and Alice pulls, under way together; then Bob pulls.
+    REQUIRE(b.can_begin());
+    REQUIRE(b.begin(ModelOp::push, bobs, kNowMs).ok());
+    REQUIRE(a.begin(ModelOp::pull, nullptr, kNowMs).ok());
+    REQUIRE(shuttle(a, b).ok());
+    std::vector<TransferOutcome> at_a = a.take_outcomes();
+    std::vector<TransferOutcome> at_b = b.take_outcomes();
+    REQUIRE(at_a.size() == 2);
+    REQUIRE(at_b.size() == 2);
+    const auto find = [](const std::vector<TransferOutcome>& o, bool ours) {
+        return *std::find_if(o.begin(), o.end(), [ours](const TransferOutcome& t) { return t.ours == ours; });
+    };
+    CHECK(find(at_a, true).op == ModelOp::pull);
+    CHECK(find(at_a, true).model == *bobs);  // Alice's pull
+    CHECK(find(at_a, false).op == ModelOp::push);
+    CHECK(find(at_a, false).model == *bobs);  // Bob's push, taken by Alice
+    CHECK(find(at_b, true).failure == std::nullopt);
+    CHECK(find(at_b, true).model_bytes_sent == bobs->size());
+    CHECK(find(at_b, false).model_bytes_sent == bobs->size());  // the pull Bob answered
+    REQUIRE(b.begin(ModelOp::pull, nullptr, kNowMs).ok());
+    REQUIRE(shuttle(a, b).ok());
+    at_b = b.take_outcomes();
+    REQUIRE(at_b.size() == 1);
+    CHECK(at_b[0].model == *alices);
+    CHECK(a.transfers() == 4);
+    CHECK(b.transfers() == 4);
+}
+
 TEST_CASE("a pull from a peer without a model fails as no_model and the link goes on") {
     LinkCluster cluster;
     LinkDevice alice = cluster.device("alice");
     LinkDevice bob = cluster.device("bob");
-    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device);
+    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
     auto b = ModelLink::listener(cluster.identity(bob), answering(nullptr));
     REQUIRE(a.begin(ModelOp::pull, nullptr, kNowMs).ok());
     REQUIRE(shuttle(a, b).ok());
@@ -105,7 +148,7 @@ TEST_CASE("a busy listener answers before the model is sent") {
     LinkDevice bob = cluster.device("bob");
     const ModelBytes m = model_of(200'000, 4);
     bool busy = true;
-    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device);
+    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
     auto b = ModelLink::listener(
         cluster.identity(bob),
         {[&busy](ModelOp op) {
@@ -137,7 +180,7 @@ TEST_CASE("closes: clean between transfers, truncated during one") {
     LinkDevice alice = cluster.device("alice");
     LinkDevice bob = cluster.device("bob");
     const ModelBytes m = model_of(10'000, 5);
-    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device);
+    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
     auto b = ModelLink::listener(cluster.identity(bob), answering(m));
     REQUIRE(a.begin(ModelOp::pull, nullptr, kNowMs).ok());
     REQUIRE(shuttle(a, b).ok());
@@ -189,7 +232,7 @@ TEST_CASE("another cluster, a revoked device or the wrong device is refused at t
     const ModelBytes m = model_of(1000, 3);
 
     SUBCASE("another cluster") {
-        auto a = ModelLink::dialer(other.identity(mallory), bob.cert.device);
+        auto a = ModelLink::dialer(other.identity(mallory), bob.cert.device, answering(nullptr));
         auto b = ModelLink::listener(cluster.identity(bob), answering(m));
         REQUIRE(a.begin(ModelOp::push, m, kNowMs).ok());
         CHECK_FALSE(shuttle(a, b).ok());
@@ -198,7 +241,7 @@ TEST_CASE("another cluster, a revoked device or the wrong device is refused at t
         CHECK_FALSE(b.established());
     }
     SUBCASE("revoked") {
-        auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device);
+        auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
         auto b = ModelLink::listener(
             cluster.identity(bob, 1 << 20, [&](const crypto::DeviceId& d) { return d == alice.cert.device; }),
             answering(m));
@@ -209,7 +252,7 @@ TEST_CASE("another cluster, a revoked device or the wrong device is refused at t
     }
     SUBCASE("the wrong device answers") {
         LinkDevice carol = cluster.device("carol");
-        auto a = ModelLink::dialer(cluster.identity(alice), carol.cert.device);
+        auto a = ModelLink::dialer(cluster.identity(alice), carol.cert.device, answering(nullptr));
         auto b = ModelLink::listener(cluster.identity(bob), answering(m));
         REQUIRE(a.begin(ModelOp::pull, nullptr, kNowMs).ok());
         CHECK_FALSE(shuttle(a, b).ok());
@@ -223,7 +266,7 @@ TEST_CASE("a stream altered or over the model limit is refused") {
     LinkDevice alice = cluster.device("alice");
     LinkDevice bob = cluster.device("bob");
     const ModelBytes m = model_of(100'000, 4);
-    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device);
+    auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
 
     SUBCASE("over the limit: refused at its header") {
         auto b = ModelLink::listener(cluster.identity(bob, 50'000), answering(m));
@@ -252,7 +295,7 @@ TEST_CASE("a transfer begins only on an idle dialer, with a model when it sends 
     LinkCluster cluster;
     LinkDevice alice = cluster.device("alice");
     LinkDevice bob = cluster.device("bob");
-    auto a = ModelLink::dialer(cluster.identity(alice, 1000), bob.cert.device);
+    auto a = ModelLink::dialer(cluster.identity(alice, 1000), bob.cert.device, answering(nullptr));
     auto b = ModelLink::listener(cluster.identity(bob), answering(nullptr));
     CHECK_FALSE(a.begin(ModelOp::push, nullptr, kNowMs).ok());
     CHECK_FALSE(a.begin(ModelOp::push, model_of(1001, 1), kNowMs).ok());
@@ -280,8 +323,8 @@ Bytes message(LinkMessage kind, const Bytes& body = {}) {
     return out;
 }
 
-std::optional<ErrorCode> refusal(bool from_dialer, const Bytes& bytes, std::size_t limit = 100) {
-    LinkReader r(from_dialer, limit);
+std::optional<ErrorCode> refusal(const Bytes& bytes, std::size_t limit = 100) {
+    LinkReader r(limit);
     r.input() = bytes;
     for (;;) {
         auto m = r.next();
@@ -296,7 +339,7 @@ TEST_CASE("the link reader splits messages in any pieces and checks each header"
     for (const Bytes& part : {message(LinkMessage::model, model), message(LinkMessage::pull),
                               message(LinkMessage::exchange), message(LinkMessage::model, {1})})
         stream.insert(stream.end(), part.begin(), part.end());
-    LinkReader r(true, 100);
+    LinkReader r(100);
     std::vector<LinkReader::Message> got;
     for (std::uint8_t byte : stream) {
         r.input().push_back(byte);
@@ -313,8 +356,8 @@ TEST_CASE("the link reader splits messages in any pieces and checks each header"
     CHECK(r.buffered() == 0);
 
     // Two whole messages in one piece: the model is copied out, the rest stays.
-    LinkReader two(false, 100);
-    two.input() = message(LinkMessage::model, model);
+    LinkReader two(100);
+    two.input() = message(LinkMessage::reply_model, model);
     const Bytes ok = message(LinkMessage::ok);
     two.input().insert(two.input().end(), ok.begin(), ok.end());
     auto first = two.next();
@@ -325,19 +368,20 @@ TEST_CASE("the link reader splits messages in any pieces and checks each header"
     CHECK((*second)->kind == LinkMessage::ok);
 }
 
-TEST_CASE("the link reader refuses what a side may not send, bodies that do not belong, and size") {
-    CHECK(refusal(true, message(LinkMessage::ok)) == ErrorCode::malformed);    // an answer
-    CHECK(refusal(false, message(LinkMessage::pull)) == ErrorCode::malformed);  // a request
-    CHECK(refusal(true, Bytes{0, 0, 0, 0, 0}) == ErrorCode::malformed);
-    CHECK(refusal(false, Bytes{9, 0, 0, 0, 0}) == ErrorCode::malformed);
-    CHECK(refusal(true, message(LinkMessage::push, {1})) == ErrorCode::malformed);
-    CHECK(refusal(true, message(LinkMessage::model)) == ErrorCode::malformed);  // empty model
-    CHECK(refusal(true, message(LinkMessage::model, Bytes(100, 1))) == std::nullopt);
+TEST_CASE("the link reader refuses unknown kinds, bodies that do not belong, and size") {
+    CHECK(refusal(Bytes{0, 0, 0, 0, 0}) == ErrorCode::malformed);
+    CHECK(refusal(Bytes{10, 0, 0, 0, 0}) == ErrorCode::malformed);
+    CHECK(refusal(message(LinkMessage::push, {1})) == ErrorCode::malformed);
+    CHECK(refusal(message(LinkMessage::ready, {1})) == ErrorCode::malformed);
+    CHECK(refusal(message(LinkMessage::model)) == ErrorCode::malformed);  // empty model
+    CHECK(refusal(message(LinkMessage::reply_model)) == ErrorCode::malformed);
+    CHECK(refusal(message(LinkMessage::model, Bytes(100, 1))) == std::nullopt);
+    CHECK(refusal(message(LinkMessage::reply_model, Bytes(100, 1))) == std::nullopt);
     // Over the limit: refused from the header alone, before any of the body arrived.
-    const auto h = link_header(LinkMessage::model, 101);
-    CHECK(refusal(false, Bytes(h.begin(), h.end())) == ErrorCode::too_large);
+    const auto h = link_header(LinkMessage::reply_model, 101);
+    CHECK(refusal(Bytes(h.begin(), h.end())) == ErrorCode::too_large);
     const Bytes huge = {4, 0xFF, 0xFF, 0xFF, 0xFF};
-    CHECK(refusal(true, huge, std::size_t{1} << 30) == ErrorCode::too_large);
+    CHECK(refusal(huge, std::size_t{1} << 30) == ErrorCode::too_large);
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 // content: model announcements (node/runtime/model_exchange.hpp, decoded after the datagram
 // opened), the model link's handshake framing (node/runtime/model_link.hpp) fed to a listener
 // and to a dialer in pieces whose sizes the input picks, and the messages inside a link's
-// opened streams, read as from either side. Every input must be refused or waited on, never
+// opened streams. Every input must be refused or waited on, never
 // crash; an announcement that decodes must re-encode to one that decodes to the same values,
 // and the messages a reader returns must re-encode to the bytes it consumed.
 #include <algorithm>
@@ -69,15 +69,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const std::size_t piece = std::size_t{data[0]} + 1;
     const auto rest = input.subspan(1);
-    auto listener = runtime::ModelLink::listener(
-        fixture->identity, {[](runtime::ModelOp) { return std::nullopt; }, [] { return runtime::ModelBytes{}; }});
+    const runtime::LinkResponder answer{[](runtime::ModelOp) { return std::nullopt; },
+                                        [] { return runtime::ModelBytes{}; }};
+    auto listener = runtime::ModelLink::listener(fixture->identity, answer);
     feed(listener, rest, piece);
-    auto dialer = runtime::ModelLink::dialer(fixture->identity, fixture->cert.device);
+    auto dialer = runtime::ModelLink::dialer(fixture->identity, fixture->cert.device, answer);
     (void)dialer.begin(runtime::ModelOp::pull, nullptr, 1000);
     (void)dialer.take_output();
     feed(dialer, rest, piece);
-    for (bool from_dialer : {true, false}) {
-        runtime::LinkReader reader(from_dialer, 1 << 12);
+    {
+        runtime::LinkReader reader(1 << 12);
         std::vector<std::uint8_t> again;
         for (std::size_t at = 0; at < rest.size(); at += piece) {
             const auto part = rest.subspan(at, std::min(piece, rest.size() - at));

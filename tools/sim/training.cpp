@@ -193,11 +193,16 @@ void Simulation::schedule(Device& d) {
     }
 }
 
-bool Simulation::opens_link(Device& from, const Device& to) {
-    const auto [it, fresh] = from.links.try_emplace(to.index, OpenLink{to.generation, now_});
-    const bool opens = fresh || sc_.link_idle <= 0 || it->second.peer_generation != to.generation ||
+// Either device's transfers use the link between two devices: it is kept by the one with the
+// lower index (a crash clears a device's links; the other's generation tells a restart).
+bool Simulation::opens_link(Device& from, Device& to) {
+    Device& keeper = from.index < to.index ? from : to;
+    const Device& other = from.index < to.index ? to : from;
+    const auto [it, fresh] = keeper.links.try_emplace(other.index, OpenLink{other.generation, now_});
+    const bool opens = fresh || sc_.link_idle <= 0 ||
+                       it->second.peer_generation != other.generation ||
                        now_ - it->second.used > sc_.link_idle;
-    it->second = OpenLink{to.generation, now_};
+    it->second = OpenLink{other.generation, now_};
     ++report_.transfers;
     if (opens) ++report_.links_opened;
     return opens;

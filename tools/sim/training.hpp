@@ -73,9 +73,9 @@ struct TrainingScenario {
     double handoff_per_send = 0.0;
     double handoff_per_receive = 0.0;
     // Each side's half of the handshake that opens a model link, in seconds at speed 1.0 (on
-    // top of the costs above). A link stays open while the same two devices use it within
-    // `link_idle` seconds (as `starling node` keeps its links, runtime::kDefaultLinkIdleTimeout);
-    // 0: every transfer opens one.
+    // top of the costs above). The link between two devices carries either one's transfers and
+    // stays open while used within `link_idle` seconds (as `starling node` keeps its links,
+    // runtime::kDefaultLinkIdleTimeout); 0: every transfer opens one.
     double cpu_per_handshake = 0.0;
     double link_idle = 0.0;
     // The models the gossip thread takes in at one wake are averaged as one batch

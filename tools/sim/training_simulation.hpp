@@ -78,7 +78,8 @@ struct PendingSend {
     bool opened_link = false;
 };
 
-// A model link this device dialed: the peer's generation then, and when it was last used.
+// A model link between this device and a peer of higher index: the peer's generation then, and
+// when either last used it.
 struct OpenLink {
     std::uint32_t peer_generation = 0;
     double used = 0;
@@ -109,7 +110,7 @@ struct Device {
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
-    std::map<std::uint32_t, OpenLink> links;  // by peer index
+    std::map<std::uint32_t, OpenLink> links;  // by peer index, peers of higher index only
     // scenario.gossip_thread, as `starling node` runs it: the trainer hands the thread a copy of
     // its model every round (`snapshot`, a later one replacing one not yet taken); the thread
     // wakes, takes every model waiting in its inbox and the copy, merges the models one by one,
@@ -164,8 +165,9 @@ private:
     void schedule(Device& d);
     void transfer(Device& from, Device& to, std::uint64_t id,
                   std::shared_ptr<const std::vector<std::uint8_t>> bytes, bool opened_link);
-    // Whether a transfer from `from` to `to` now opens a link (none open, or idle too long).
-    bool opens_link(Device& from, const Device& to);
+    // Whether a transfer from `from` to `to` now opens a link (none open between the two, or
+    // idle too long).
+    bool opens_link(Device& from, Device& to);
     // Marks which of `sends` open a link; their handshakes' CPU, in seconds at speed 1.0.
     double open_links(Device& d, std::vector<PendingSend>& sends);
     bool is_adversary(std::uint32_t index) const;
