@@ -11,7 +11,7 @@
 namespace starling::runtime {
 namespace {
 
-// A reader gives back what it buffered for a model once it is this much larger than a frame.
+// The buffer capacity a reader keeps between messages (a model's is given back to the heap).
 constexpr std::size_t kKeepReaderBytes = 4 * limits::kMaxStreamChunkBytes;
 
 TransferFailure failure_of(ErrorCode code) {

@@ -144,9 +144,11 @@ else
 fi
 
 echo "== stopping (each node leaves and writes its last checkpoint)"
-total_bytes=0 cpu_ticks=0
+total_bytes=0 cpu_ticks=0 total_transfers=0 total_links=0
 for i in $(seq 1 "$nodes"); do
   total_bytes=$((total_bytes + $(stat_of "$i" stream_bytes_sent || echo 0)))
+  total_transfers=$((total_transfers + $(stat_of "$i" transfers_started || echo 0)))
+  total_links=$((total_links + $(stat_of "$i" links_opened_out || echo 0)))
   read -r -a st <"/proc/${pids[$i]}/stat" || true
   cpu_ticks=$((cpu_ticks + ${st[13]:-0} + ${st[14]:-0}))
 done
@@ -162,7 +164,8 @@ for i in $(seq 1 "$nodes"); do
          sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' | head -n 1)"
   printf '%s  %s%%\n' "$(name "$i")" "${acc:-?}" | tee -a "$results"
 done
-awk -v ticks="$cpu_ticks" -v hz="$(getconf CLK_TCK)" -v bytes="$total_bytes" -v wall="$seconds" '
+awk -v ticks="$cpu_ticks" -v hz="$(getconf CLK_TCK)" -v bytes="$total_bytes" -v wall="$seconds" \
+    -v transfers="$total_transfers" -v links="$total_links" '
   $2 != "?%" { a = $2 + 0; s += a; n++; if (n == 1 || a < m) m = a }
-  END { if (n) printf "cluster: mean %.2f%%  min %.2f%% over %d devices; %.1f MB of model streams sent; %.0f CPU-seconds in %ds\n",
-        s / n, m, n, bytes / 1e6, ticks / hz, wall }' "$results"
+  END { if (n) printf "cluster: mean %.2f%%  min %.2f%% over %d devices; %.1f MB of model streams sent in %d transfers over %d links; %.0f CPU-seconds in %ds\n",
+        s / n, m, n, bytes / 1e6, transfers, links, ticks / hz, wall }' "$results"
