@@ -95,6 +95,18 @@ bool ModelChannel::busy_with(const crypto::DeviceId& peer) const {
     });
 }
 
+std::vector<LinkView> ModelChannel::links() const {
+    std::vector<LinkView> out;
+    const std::uint64_t now = now_ms();
+    for (const auto& [id, l] : links_) {
+        if (l->ended) continue;
+        out.push_back({l->peer, l->outgoing, l->link->established(),
+                       l->mine_active || l->theirs_active, l->link->transfers(),
+                       now - std::min(now, l->last_used_ms)});
+    }
+    return out;
+}
+
 bool ModelChannel::trusted(const crypto::Certificate& peer) const {
     if (identity_.trust.is_revoked && identity_.trust.is_revoked(peer.device)) return false;
     return clock_.unix_seconds() <= peer.not_after;

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "crypto/rate_limit.hpp"
 #include "node/net/event_loop.hpp"
@@ -74,6 +75,16 @@ struct ChannelCounters {
     std::uint64_t links_evicted = 0;           // closed for a new one past max_links
 };
 
+// An open link as the control socket shows it.
+struct LinkView {
+    crypto::DeviceId peer{};
+    bool dialed = false;       // we opened it (else the peer did)
+    bool established = false;  // the handshake finished
+    bool busy = false;         // a transfer under way, either way
+    std::uint64_t transfers = 0;
+    std::uint64_t idle_ms = 0;  // since its last transfer began or ended
+};
+
 struct ChannelHandlers {
     // Our current model, encoded; null when there is none yet. Called per transfer that sends.
     std::function<ModelBytes()> current_model;
@@ -119,6 +130,7 @@ public:
     [[nodiscard]] std::size_t links_out() const noexcept { return links_out_; }
     [[nodiscard]] std::size_t links_in() const noexcept { return links_in_; }
     [[nodiscard]] bool busy_with(const crypto::DeviceId& peer) const;
+    [[nodiscard]] std::vector<LinkView> links() const;
     [[nodiscard]] const ChannelCounters& counters() const noexcept { return counters_; }
     [[nodiscard]] const net::ListenerCounters& listener_counters() const;
     [[nodiscard]] std::uint64_t rate_limited() const noexcept { return rate_limited_; }

@@ -274,6 +274,12 @@ std::string ModelExchange::annotate_members_json(const std::string& members) con
     const membership::Time now = clock_.now();
     std::map<std::string, const Heard*, std::less<>> by_hex;  // the lines name devices in hex
     for (const auto& [id, h] : heard_) by_hex.emplace(crypto::to_hex(id), &h);
+    std::map<std::string, LinkView, std::less<>> link_of;  // the busiest link to each peer
+    for (const LinkView& v : channel_.links()) {
+        if (!v.established) continue;
+        auto [it, fresh] = link_of.emplace(crypto::to_hex(v.peer), v);
+        if (!fresh && v.transfers > it->second.transfers) it->second = v;
+    }
     std::istringstream in(members);
     std::ostringstream out;
     std::string line;
@@ -302,6 +308,11 @@ std::string ModelExchange::annotate_members_json(const std::string& members) con
                          ", \"samples\": " + std::to_string(h.announce.samples_seen);
                 if (p != kNoAccuracy) fields += ", \"accuracy\": " + accuracy_json(p);
             }
+            if (const auto l = link_of.find(hex); l != link_of.end())
+                fields += std::string(", \"link\": \"") + (l->second.dialed ? "out" : "in") +
+                          "\", \"link_transfers\": " + std::to_string(l->second.transfers) +
+                          ", \"link_idle\": " +
+                          fixed(static_cast<double>(l->second.idle_ms) / 1e3, "%.1f");
             line.insert(close, fields);
         }
         out << line << '\n';

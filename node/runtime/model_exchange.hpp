@@ -71,7 +71,8 @@ public:
     [[nodiscard]] std::string history_fields() const;
     [[nodiscard]] std::string models_json() const;
     // The node's "members json" (one object per line) with each training member's model fields
-    // added: model_version, model_age (seconds since heard), samples, accuracy, loss (own only).
+    // added: model_version, model_age (seconds since heard), samples, accuracy, loss (own only),
+    // and the model link open to it: link ("out": we dialed, "in"), link_transfers, link_idle (s).
     [[nodiscard]] std::string annotate_members_json(const std::string& members) const;
 
 private:

@@ -109,6 +109,16 @@ TEST_CASE("two channels exchange models over TCP and count bytes") {
     CHECK(b.channel->counters().transfers_on_open_links == 1);
     CHECK(a.channel->counters().completed_in == 1);
     CHECK(a.channel->links_in() == 0);
+    const std::vector<LinkView> seen_by_a = a.channel->links();
+    const std::vector<LinkView> seen_by_b = b.channel->links();
+    REQUIRE(seen_by_a.size() == 1);
+    REQUIRE(seen_by_b.size() == 1);
+    CHECK(seen_by_a[0].peer == b.device.cert.device);
+    CHECK(seen_by_a[0].dialed);
+    CHECK_FALSE(seen_by_b[0].dialed);
+    CHECK(seen_by_b[0].peer == a.device.cert.device);
+    CHECK(seen_by_a[0].transfers == 3);
+    CHECK_FALSE(seen_by_a[0].busy);
 }
 
 TEST_CASE("the link budget, a refused model and a dead address are counted by reason") {

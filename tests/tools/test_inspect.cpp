@@ -257,7 +257,7 @@ TEST_CASE("members view: node JSON to rows, table, accuracy summary and sparklin
     const char* json = R"([
   {"name": "n001", "device": "aa", "state": "self", "incarnation": 3, "address": "127.0.0.1:7946", "accuracy": 0.8, "loss": 0.5},
   {"name": "n002", "device": "bb", "state": "dead", "incarnation": 1, "address": "127.0.0.2:7946", "accuracy": 0.1},
-  {"name": "n003", "device": "cc", "state": "alive", "incarnation": 2, "address": "127.0.0.3:7946", "accuracy": 0.9, "role": "observer"}
+  {"name": "n003", "device": "cc", "state": "alive", "incarnation": 2, "address": "127.0.0.3:7946", "accuracy": 0.9, "role": "observer", "link": "out", "link_transfers": 12, "link_idle": 0.4}
 ])";
     Result<std::vector<MemberRow>> rows = parse_members(json);
     REQUIRE(rows.ok());
@@ -267,6 +267,8 @@ TEST_CASE("members view: node JSON to rows, table, accuracy summary and sparklin
     CHECK(table.find("n003") != std::string::npos);
     CHECK(table.find("observer") != std::string::npos);
     CHECK(table.find("80.00%") != std::string::npos);
+    CHECK(table.find("LINK") != std::string::npos);
+    CHECK(table.find("out 12") != std::string::npos);
     const AccuracySummary s = summarize_accuracy(*rows);  // the failed member is left out
     CHECK(s.reporting == 2);
     CHECK(s.mean == doctest::Approx(0.85));
@@ -274,6 +276,9 @@ TEST_CASE("members view: node JSON to rows, table, accuracy summary and sparklin
     Result<std::vector<MemberRow>> again = parse_members(members_json(*rows));
     REQUIRE(again.ok());
     CHECK((*again)[2].role == "observer");
+    CHECK((*again)[2].link == "out");
+    CHECK((*again)[2].link_transfers == 12.0);
+    CHECK((*again)[0].link.empty());
     CHECK(sparkline({0.0, 1.0}) == "\u2581\u2588");
     CHECK_FALSE(parse_members("{}").ok());
 }

@@ -56,6 +56,8 @@ Result<std::vector<MemberRow>> parse_members(std::string_view json) {
         r.samples = m.number_at("samples");
         r.loss = m.number_at("loss");
         r.accuracy = m.number_at("accuracy");
+        r.link = m.string_at("link").value_or("");
+        r.link_transfers = m.number_at("link_transfers");
         rows.push_back(std::move(r));
     }
     return rows;
@@ -73,7 +75,7 @@ std::string members_table(const std::vector<MemberRow>& rows) {
         << std::setw(static_cast<int>(address_width) + 2) << "ADDRESS" << std::setw(10) << "ROLE"
         << std::setw(9) << "STATE" << std::setw(6) << "INC" << std::setw(8) << "HEARD"
         << std::setw(9) << "MODEL" << std::setw(8) << "AGE" << std::setw(8) << "LOSS"
-        << "ACCURACY\n";
+        << std::setw(10) << "ACCURACY" << "LINK\n";
     for (const MemberRow& r : rows) {
         out << std::setw(static_cast<int>(name_width) + 2) << r.name
             << std::setw(static_cast<int>(address_width) + 2) << r.address << std::setw(10)
@@ -82,8 +84,9 @@ std::string members_table(const std::vector<MemberRow>& rows) {
             << (r.last_heard_s ? number_text(r.last_heard_s, 1) + "s" : "-") << std::setw(9)
             << number_text(r.model_version, 0) << std::setw(8)
             << (r.model_age_s ? number_text(r.model_age_s, 0) + "s" : "-") << std::setw(8)
-            << number_text(r.loss, 3)
-            << (r.accuracy ? number_text(*r.accuracy * 100.0, 2) + "%" : "-") << '\n';
+            << number_text(r.loss, 3) << std::setw(10)
+            << (r.accuracy ? number_text(*r.accuracy * 100.0, 2) + "%" : "-")
+            << (r.link.empty() ? "-" : r.link + " " + number_text(r.link_transfers, 0)) << '\n';
     }
     return out.str();
 }
@@ -104,6 +107,8 @@ std::string members_json(const std::vector<MemberRow>& rows) {
         json_field(out, "samples", r.samples);
         json_field(out, "loss", r.loss);
         json_field(out, "accuracy", r.accuracy);
+        if (!r.link.empty()) out += ", \"link\": " + runtime::json_quote(r.link);
+        json_field(out, "link_transfers", r.link_transfers);
         out += "}";
     }
     out += "\n]\n";

@@ -25,6 +25,8 @@ struct MemberRow {
     std::optional<double> samples;
     std::optional<double> loss;
     std::optional<double> accuracy;  // 0..1
+    std::string link;                // the model link to it: "out" (dialed), "in", "" none
+    std::optional<double> link_transfers;
 };
 
 // The "members json" array; malformed when it is not an array of objects with names.
