@@ -171,7 +171,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
 
     net::ListenOptions listen;
     listen.bind = node.advertised();
-    listen.stream.max_queued_bytes = runtime::ChannelLimits{}.max_model_bytes + (std::size_t{1} << 20);
+    listen.stream.max_queued_bytes = runtime::queue_bytes(runtime::ChannelLimits{}.max_model_bytes);
     // Every open link holds a connection, and links being closed still hold theirs a moment.
     listen.max_connections = 2 * runtime::ChannelLimits{}.max_links;
     Result<std::unique_ptr<net::StreamListener>> listener = net::open_stream_listener(loop, listen);

@@ -174,7 +174,7 @@ void ModelChannel::dial(Request request) {
     const net::Ipv4Endpoint at = request.at;
     begin(l, std::move(request));
     net::StreamOptions options;
-    options.max_queued_bytes = identity_.max_model_bytes + (std::size_t{1} << 20);
+    options.max_queued_bytes = queue_bytes(identity_.max_model_bytes);
     l.attempt = net::connect_stream(
         loop_, at, limits_.connect_timeout, options,
         [this, &l](Result<std::unique_ptr<net::StreamConnection>> c) {

@@ -42,6 +42,11 @@ inline constexpr std::size_t kDefaultMaxLinks = 128;
 // How often idle, revoked and expired links are looked for.
 inline constexpr std::chrono::milliseconds kDefaultLinkSweepInterval{1'000};
 
+// What a link's connection may queue: our model and a pull's answer going out together.
+[[nodiscard]] constexpr std::size_t queue_bytes(std::size_t max_model_bytes) noexcept {
+    return 2 * max_model_bytes + (std::size_t{1} << 20);
+}
+
 struct ChannelLimits {
     std::size_t max_outgoing = kDefaultMaxOutgoingTransfers;
     std::size_t max_incoming = kDefaultMaxIncomingTransfers;
