@@ -197,7 +197,8 @@ void ModelChannel::begin(Link& l, Request request) {
 // A link with a transfer under way either way fails if the newest one is not done in time.
 void ModelChannel::arm_deadline(Link& l) {
     if (!l.mine_active && !l.theirs_active) return l.deadline.cancel();
-    l.deadline.expire_after(limits_.transfer_timeout, [this, &l] { fail_link(l, TransferFailure::timeout); });
+    l.deadline.expire_after(limits_.transfer_timeout,
+                            [this, &l] { fail_link(l, TransferFailure::timeout); });
 }
 
 void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) {
@@ -206,7 +207,9 @@ void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) 
         count(counters_.failed_in, TransferFailure::rate_limited);
         return connection->close();
     }
-    if (incoming_ >= limits_.max_incoming || (links_in_ >= limits_.max_links && !make_room(false))) {
+    const bool full = incoming_ >= limits_.max_incoming ||
+                      (links_in_ >= limits_.max_links && !make_room(false));
+    if (full) {
         count(counters_.failed_in, TransferFailure::link_busy);
         return connection->close();
     }
@@ -321,8 +324,8 @@ void ModelChannel::pump(Link& l) {
 void ModelChannel::fail_link(Link& l, TransferFailure failure) {
     if (l.ended) return;
     const bool active = l.mine_active || l.theirs_active;
-    const bool retry = l.mine_active && l.reused && l.link->awaiting_answer() &&
-                       (failure == TransferFailure::truncated || failure == TransferFailure::connect);
+    const bool cut = failure == TransferFailure::truncated || failure == TransferFailure::connect;
+    const bool retry = l.mine_active && l.reused && l.link->awaiting_answer() && cut;
     if (retry) {
         ++counters_.transfers_retried;
         l.mine_active = false;

@@ -67,14 +67,16 @@ Result<std::optional<LinkReader::Message>> LinkReader::next() {
         const std::uint8_t* h = buffer_.data() + at_;
         const std::size_t n = (std::size_t{h[1]} << 24) | (std::size_t{h[2]} << 16) |
                               (std::size_t{h[3]} << 8) | std::size_t{h[4]};
-        if (!known_kind(h[0])) return make_error(ErrorCode::malformed, "model link: an unknown message");
+        if (!known_kind(h[0]))
+            return make_error(ErrorCode::malformed, "model link: an unknown message");
         const auto kind = static_cast<LinkMessage>(h[0]);
         if (has_body(kind) && n == 0)
             return make_error(ErrorCode::malformed, "model link: an empty model");
         if (has_body(kind) && n > max_model_bytes_)
             return make_error(ErrorCode::too_large, "model link: a model over the model limit");
         if (!has_body(kind) && n != 0)
-            return make_error(ErrorCode::malformed, "model link: a body on a message that has none");
+            return make_error(ErrorCode::malformed,
+                              "model link: a body on a message that has none");
         kind_ = kind;
         body_bytes_ = n;
         at_ += kLinkHeaderBytes;
@@ -246,12 +248,16 @@ Status ModelLink::stream_bytes(std::span<const std::uint8_t> bytes, std::uint64_
         Result<std::optional<LinkReader::Message>> m = reader_->next();
         if (!m) return fail(failure_of(m.error().code), m.error());
         if (!*m) break;
-        const bool request = is_request_side((*m)->kind);
-        if (Status s = request ? on_request(std::move(**m), now_ms) : on_answer(std::move(**m), now_ms); !s)
+        LinkReader::Message message = std::move(**m);
+        const bool request = is_request_side(message.kind);
+        if (Status s = request ? on_request(std::move(message), now_ms)
+                               : on_answer(std::move(message), now_ms);
+            !s)
             return s;
     }
     if (!opener_->finished()) return Ok{};
-    if (reader_->buffered() > 0) return fail(TransferFailure::truncated, "a message cut by the end");
+    if (reader_->buffered() > 0)
+        return fail(TransferFailure::truncated, "a message cut by the end");
     if (!idle()) return fail(TransferFailure::truncated, "the peer closed during a transfer");
     peer_closed_ = true;
     return Ok{};
@@ -311,7 +317,8 @@ Status ModelLink::on_request(LinkReader::Message m, std::uint64_t now_ms) {
 }
 
 void ModelLink::end_mine(std::optional<TransferFailure> failure, std::vector<std::uint8_t> model) {
-    outcomes_.push_back(TransferOutcome{true, my_op_, failure, std::move(model), model_bytes_sent_});
+    outcomes_.push_back(
+        TransferOutcome{true, my_op_, failure, std::move(model), model_bytes_sent_});
     model_bytes_sent_ = 0;
     model_.reset();
     mine_ = Step::idle;
@@ -329,7 +336,8 @@ Status ModelLink::on_end_of_input() {
     if (failure_) return make_error(ErrorCode::invalid_argument, "model link already failed");
     if (closed_) return Ok{};
     if (!established()) return fail(TransferFailure::truncated, "the peer ended the handshake");
-    if (!idle()) return fail(TransferFailure::truncated, "the peer ended the link during a transfer");
+    if (!idle())
+        return fail(TransferFailure::truncated, "the peer ended the link during a transfer");
     peer_closed_ = true;
     return Ok{};
 }

@@ -24,14 +24,16 @@ constexpr std::uint64_t kNowMs = 1'000;
 
 // Moves bytes between two links until neither has anything to say; the first error wins.
 // Returns the bytes `a` sent, for the tests that count them.
-Status shuttle(ModelLink& a, ModelLink& b, std::size_t* a_sent = nullptr, std::size_t piece = 1000) {
+Status shuttle(ModelLink& a, ModelLink& b, std::size_t* a_sent = nullptr,
+               std::size_t piece = 1000) {
     for (int round = 0; round < 10'000; ++round) {
         Bytes from_a = a.take_output();
         Bytes from_b = b.take_output();
         if (from_a.empty() && from_b.empty()) break;
         if (a_sent != nullptr) *a_sent += from_a.size();
         for (std::size_t i = 0; i < from_a.size(); i += piece) {
-            const auto part = std::span<const std::uint8_t>(from_a).subspan(i, std::min(piece, from_a.size() - i));
+            const std::size_t n = std::min(piece, from_a.size() - i);
+            const auto part = std::span<const std::uint8_t>(from_a).subspan(i, n);
             if (Status s = b.on_bytes(part, kNowMs, kUnixStart); !s) return s;
         }
         if (!from_b.empty())
@@ -40,7 +42,8 @@ Status shuttle(ModelLink& a, ModelLink& b, std::size_t* a_sent = nullptr, std::s
     return Ok{};
 }
 
-LinkResponder answering(const ModelBytes& mine, std::optional<TransferFailure> refuse = std::nullopt) {
+LinkResponder answering(const ModelBytes& mine,
+                        std::optional<TransferFailure> refuse = std::nullopt) {
     return {[refuse](ModelOp) { return refuse; }, [mine] { return mine; }};
 }
 
@@ -105,7 +108,8 @@ TEST_CASE("either side sends over the link, both at once") {
     REQUIRE(at_a.size() == 2);
     REQUIRE(at_b.size() == 2);
     const auto find = [](const std::vector<TransferOutcome>& o, bool ours) {
-        return *std::find_if(o.begin(), o.end(), [ours](const TransferOutcome& t) { return t.ours == ours; });
+        return *std::find_if(o.begin(), o.end(),
+                             [ours](const TransferOutcome& t) { return t.ours == ours; });
     };
     CHECK(find(at_a, true).op == ModelOp::pull);
     CHECK(find(at_a, true).model == *bobs);  // Alice's pull
@@ -152,7 +156,8 @@ TEST_CASE("a busy listener answers before the model is sent") {
     auto b = ModelLink::listener(
         cluster.identity(bob),
         {[&busy](ModelOp op) {
-             return busy && sends_model(op) ? std::optional(TransferFailure::learner_busy) : std::nullopt;
+             return busy && sends_model(op) ? std::optional(TransferFailure::learner_busy)
+                                            : std::nullopt;
          },
          [m] { return m; }});
     REQUIRE(a.begin(ModelOp::push, m, kNowMs).ok());
@@ -243,7 +248,8 @@ TEST_CASE("another cluster, a revoked device or the wrong device is refused at t
     SUBCASE("revoked") {
         auto a = ModelLink::dialer(cluster.identity(alice), bob.cert.device, answering(nullptr));
         auto b = ModelLink::listener(
-            cluster.identity(bob, 1 << 20, [&](const crypto::DeviceId& d) { return d == alice.cert.device; }),
+            cluster.identity(bob, 1 << 20,
+                             [&](const crypto::DeviceId& d) { return d == alice.cert.device; }),
             answering(m));
         REQUIRE(a.begin(ModelOp::push, m, kNowMs).ok());
         CHECK_FALSE(shuttle(a, b).ok());

@@ -48,16 +48,9 @@ int main(int argc, char** argv) {
     // As `starling node` runs: model-sized buffers are reused from the heap, not mapped anew.
     if (!starling::firmware::keep_model_buffers_in_heap())
         std::fprintf(stderr, "bench_gossip: malloc refused the heap thresholds (faults count)\n");
-    int runs = 7;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--runs" && i + 1 < argc) {
-            runs = std::max(1, std::atoi(argv[++i]));
-        } else {
-            std::fprintf(stderr, "usage: bench_gossip [--runs N]\n");
-            return 2;
-        }
-    }
+    const std::optional<int> given = starling::bench::runs_argument(argc, argv, "bench_gossip", 7);
+    if (!given) return 2;
+    const int runs = *given;
 
     const std::vector<std::uint32_t> widths{784, 256, 128, 10};
     m::Mlp model(widths);

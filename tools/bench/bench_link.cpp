@@ -23,6 +23,7 @@
 #include "crypto/sodium.hpp"
 #include "node/net/stream_transport.hpp"
 #include "node/runtime/model_link.hpp"
+#include "tools/bench/median_time.hpp"
 
 namespace {
 
@@ -112,16 +113,9 @@ Spent median(std::vector<Spent> runs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int runs = 7;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--runs" && i + 1 < argc) {
-            runs = std::max(1, std::atoi(argv[++i]));
-        } else {
-            std::fprintf(stderr, "usage: bench_link [--runs N]\n");
-            return 2;
-        }
-    }
+    const std::optional<int> given = bench::runs_argument(argc, argv, "bench_link", 7);
+    if (!given) return 2;
+    const int runs = *given;
     crypto::ensure_initialized();
     const crypto::SignKeyPair owner = crypto::SignKeyPair::generate();
     crypto::ClusterId cluster{};
@@ -161,7 +155,8 @@ int main(int argc, char** argv) {
                     if (!reuse) {
                         timed(spent.dialer, [&] {
                             a = std::make_unique<runtime::ModelLink>(
-                                runtime::ModelLink::dialer(alice.identity, bob.cert.device, answer));
+                                runtime::ModelLink::dialer(alice.identity, bob.cert.device,
+                                                           answer));
                         });
                         timed(spent.listener, [&] {
                             b = std::make_unique<runtime::ModelLink>(

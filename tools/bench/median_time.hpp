@@ -1,10 +1,15 @@
 #pragma once
-// The timing loop the benchmarks share: medians, so one preempted run does not move a figure.
+// The timing loop the benchmarks share: medians, so one preempted run does not move a figure;
+// and the run count they take from the command line.
 // A measuring tool, so it reads std::chrono::steady_clock directly.
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace starling::bench {
@@ -22,6 +27,20 @@ inline double median_seconds(int runs, int calls, const std::function<void()>& b
     }
     std::sort(per_call.begin(), per_call.end());
     return per_call[per_call.size() / 2];
+}
+
+// `--runs N` (at least 1; `fallback` without it); nullopt, with the usage printed, otherwise.
+inline std::optional<int> runs_argument(int argc, char** argv, const char* program, int fallback) {
+    int runs = fallback;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) == "--runs" && i + 1 < argc) {
+            runs = std::max(1, std::atoi(argv[++i]));
+        } else {
+            std::fprintf(stderr, "usage: %s [--runs N]\n", program);
+            return std::nullopt;
+        }
+    }
+    return runs;
 }
 
 }  // namespace starling::bench

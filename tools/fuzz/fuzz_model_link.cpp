@@ -97,8 +97,8 @@ std::vector<Bytes> unframed(const Bytes& bytes) {
 crypto::noise::TransportCiphers handshake(const Fixture& f, runtime::ModelLink& link,
                                           Bytes& after) {
     const bool link_dials = link.is_dialer();
-    crypto::Handshake peer(link_dials ? crypto::noise::Role::responder : crypto::noise::Role::initiator,
-                           f.peer_side.kx, f.peer_side.encoded, f.trust());
+    const auto role = link_dials ? crypto::noise::Role::responder : crypto::noise::Role::initiator;
+    crypto::Handshake peer(role, f.peer_side.kx, f.peer_side.encoded, f.trust());
     if (link_dials) {
         const std::vector<Bytes> m1 = unframed(link.take_output());
         must(m1.size() == 1 && peer.read_message(m1[0], kNow).ok());

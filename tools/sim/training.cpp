@@ -198,7 +198,8 @@ void Simulation::schedule(Device& d) {
 bool Simulation::opens_link(Device& from, Device& to) {
     Device& keeper = from.index < to.index ? from : to;
     const Device& other = from.index < to.index ? to : from;
-    const auto [it, fresh] = keeper.links.try_emplace(other.index, OpenLink{other.generation, now_});
+    const auto [it, fresh] =
+        keeper.links.try_emplace(other.index, OpenLink{other.generation, now_});
     const bool opens = fresh || sc_.link_idle <= 0 ||
                        it->second.peer_generation != other.generation ||
                        now_ - it->second.used > sc_.link_idle;
@@ -216,7 +217,8 @@ double Simulation::open_links(Device& d, std::vector<PendingSend>& sends) {
 }
 
 void Simulation::transfer(Device& from, Device& to, std::uint64_t id,
-                          std::shared_ptr<const std::vector<std::uint8_t>> bytes, bool opened_link) {
+                          std::shared_ptr<const std::vector<std::uint8_t>> bytes,
+                          bool opened_link) {
     if (!reachable(from, to)) {
         push(Event{.at = now_ + (to.alive ? kUnreachableTimeoutSeconds : 2 * sc_.latency_seconds),
                    .kind = EventKind::send_failed, .node = from.index,
@@ -351,7 +353,8 @@ void Simulation::merge(Device& d, const Event& e) {
         std::ranges::fill(d.moves, 0.0f);
     }
     const double handshake = e.opened_link ? sc_.cpu_per_handshake : 0.0;
-    d.cpu_debt += (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive + handshake) / d.speed;
+    d.cpu_debt +=
+        (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive + handshake) / d.speed;
     if (follow && outcome == gossip::Received::merged)
         d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
     if (outcome == gossip::Received::adopted ||

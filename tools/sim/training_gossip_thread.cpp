@@ -26,7 +26,8 @@ void Simulation::start_gossip_job(Device& d) {
         if (!d.batch_models.empty()) {
             d.job_model = std::move(d.batch_models.front());
             d.batch_models.pop_front();
-            seconds = sc_.cpu_per_receive + (d.job_model->opened_link ? sc_.cpu_per_handshake : 0.0);
+            seconds = sc_.cpu_per_receive +
+                      (d.job_model->opened_link ? sc_.cpu_per_handshake : 0.0);
         } else if (d.gossip_sends.empty()) {
             d.batch_round = false;
             encode_round(d);
