@@ -276,6 +276,9 @@ void ModelChannel::settle(Link& l) {
         return fail_link(l, *m.failure());
     if (l.link->peer() != nullptr) l.peer = l.link->peer()->device;
     pump(l);
+    // A peer that lost our trust may have our own transfer under way on this link: it fails.
+    if (l.untrusted && (l.mine_active || l.theirs_active))
+        return fail_link(l, TransferFailure::handshake);
     if (l.untrusted) close_link(l, counters_.links_closed_untrusted);
     else if (l.link->peer_closed()) close_link(l, counters_.links_closed_by_peer);
 }

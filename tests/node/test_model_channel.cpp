@@ -235,6 +235,34 @@ TEST_CASE("a link to a device revoked since its handshake is closed") {
     CHECK(b.received.size() == 1);
 }
 
+TEST_CASE("a revoked peer's request fails our own transfer under way on the same link") {
+    net::EventLoop loop;
+    FakeClock clock;
+    LinkCluster cluster;
+    ChannelLimits rare;
+    rare.link_sweep_interval = 1h;
+    ChannelNode a(loop, cluster, "a", clock, rare, 1000);
+    ChannelNode b(loop, cluster, "b", clock, rare, 1000);
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device,
+                                      b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1; }, 30s));
+
+    // b's own push to a is under way on the link when b revokes a; then a's request reaches b
+    // (before a's answer to b's push: one connection, in order).
+    REQUIRE(b.channel->start_transfer(ModelOp::push, a.device.cert.device,
+                                      a.channel->local_endpoint()));
+    CHECK(b.channel->counters().transfers_on_open_links == 1);
+    b.revoked.push_back(a.device.cert.device);
+    REQUIRE(a.channel->start_transfer(ModelOp::push, b.device.cert.device,
+                                      b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 2 && b.outcomes.size() == 1; }, 30s));
+    CHECK(b.outcomes[0] == TransferFailure::handshake);
+    CHECK(b.channel->outgoing() == 0);
+    CHECK(b.channel->links_in() == 0);
+    CHECK(a.outcomes[1].has_value());
+    CHECK(b.received.empty());
+}
+
 TEST_CASE("the sweep closes an idle link whose peer was revoked or whose certificate expired") {
     net::EventLoop loop;
     FakeClock clock;
