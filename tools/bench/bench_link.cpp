@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "crypto/certificate.hpp"
+#include "crypto/cluster.hpp"
 #include "crypto/handshake.hpp"
 #include "crypto/sodium.hpp"
 #include "node/net/stream_transport.hpp"
@@ -33,31 +34,25 @@ using Bytes = std::vector<std::uint8_t>;
 
 constexpr std::uint64_t kNow = 1'800'000'000;
 
-struct Party {
-    crypto::KxKeyPair kx = crypto::KxKeyPair::generate();
-    crypto::Certificate cert;
-    runtime::SessionIdentity identity;
-};
-
-Party party(const crypto::SignKeyPair& owner, const crypto::ClusterId& cluster, const char* name) {
-    Party p;
-    p.cert.cluster = cluster;
-    crypto::random_bytes(p.cert.device);
-    p.cert.name = name;
-    p.cert.kx_key = p.kx.public_key;
-    p.cert.sign_key = crypto::SignKeyPair::generate().public_key;
-    p.cert.not_before = kNow - 60;
-    p.cert.not_after = kNow + 3600;
-    p.cert.serial = 1;
-    crypto::sign_certificate(p.cert, owner.secret_key);
-    return p;
-}
-
 void check(bool ok, const char* what) {
     if (!ok) {
         std::fprintf(stderr, "bench_link: %s failed\n", what);
         std::exit(1);
     }
+}
+
+// A device the cluster's owner enrolls, as `starling cluster enroll` does.
+struct Party {
+    crypto::KxKeyPair kx;
+    crypto::Certificate cert;
+    runtime::SessionIdentity identity;
+};
+
+Party party(crypto::ClusterSecrets& cluster, const char* name) {
+    Result<crypto::EnrollmentBundle> b =
+        cluster.issue_device(name, crypto::Role::trainer, kNow, 3600);
+    check(b.ok(), "issue_device");
+    return {{b->certificate.kx_key, std::move(b->kx_secret)}, b->certificate, {}};
 }
 
 // Seconds each side spent in its own calls.
@@ -117,14 +112,13 @@ int main(int argc, char** argv) {
     if (!given) return 2;
     const int runs = *given;
     crypto::ensure_initialized();
-    const crypto::SignKeyPair owner = crypto::SignKeyPair::generate();
-    crypto::ClusterId cluster{};
-    crypto::random_bytes(cluster);
-    Party alice = party(owner, cluster, "alice");
-    Party bob = party(owner, cluster, "bob");
+    Result<crypto::ClusterSecrets> cluster = crypto::ClusterSecrets::create("bench", kNow);
+    check(cluster.ok(), "a cluster");
+    Party alice = party(*cluster, "alice");
+    Party bob = party(*cluster, "bob");
+    const crypto::TrustAnchor trust{cluster->cluster, cluster->owner.public_key, {}};
     for (Party* p : {&alice, &bob})
-        p->identity = runtime::SessionIdentity{&p->kx, crypto::encode_certificate(p->cert),
-                                               crypto::TrustAnchor{cluster, owner.public_key, {}},
+        p->identity = runtime::SessionIdentity{&p->kx, crypto::encode_certificate(p->cert), trust,
                                                std::size_t{4} << 20};
     const runtime::LinkResponder answer{[](runtime::ModelOp) { return std::nullopt; },
                                         [] { return runtime::ModelBytes{}; }};

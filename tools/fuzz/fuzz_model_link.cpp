@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "crypto/certificate.hpp"
+#include "crypto/cluster.hpp"
 #include "crypto/handshake.hpp"
 #include "crypto/sodium.hpp"
 #include "crypto/stream.hpp"
@@ -29,37 +30,39 @@ using Bytes = std::vector<std::uint8_t>;
 constexpr std::uint64_t kNow = 1'800'000'000;
 constexpr std::size_t kMaxModel = 1 << 12;
 
+void must(bool ok) {
+    if (!ok) std::abort();
+}
+
 struct Device {
-    crypto::KxKeyPair kx = crypto::KxKeyPair::generate();
+    crypto::KxKeyPair kx;
     crypto::Certificate cert;
     Bytes encoded;
 };
 
+crypto::ClusterSecrets new_cluster() {
+    crypto::ensure_initialized();
+    Result<crypto::ClusterSecrets> c = crypto::ClusterSecrets::create("fuzz", kNow - 3600);
+    must(c.ok());
+    return std::move(*c);
+}
+
+// A device the owner enrolls, as `starling cluster enroll` does; valid an hour around kNow.
+Device enroll(crypto::ClusterSecrets& cluster, const char* name) {
+    Result<crypto::EnrollmentBundle> b =
+        cluster.issue_device(name, crypto::Role::trainer, kNow - 3600, 7200);
+    must(b.ok());
+    return {{b->certificate.kx_key, std::move(b->kx_secret)}, b->certificate,
+            crypto::encode_certificate(b->certificate)};
+}
+
 struct Fixture {
-    crypto::SignKeyPair owner = crypto::SignKeyPair::generate();
-    crypto::ClusterId cluster{};
-    Device link_side, peer_side;
+    crypto::ClusterSecrets cluster = new_cluster();
+    Device link_side = enroll(cluster, "link");
+    Device peer_side = enroll(cluster, "peer");
     runtime::ModelBytes model = std::make_shared<Bytes>(300, 7);
 
-    Fixture() {
-        crypto::ensure_initialized();
-        crypto::random_bytes(cluster);
-        issue(link_side, "link");
-        issue(peer_side, "peer");
-    }
-    void issue(Device& d, const char* name) const {
-        d.cert.cluster = cluster;
-        crypto::random_bytes(d.cert.device);
-        d.cert.name = name;
-        d.cert.kx_key = d.kx.public_key;
-        d.cert.sign_key = crypto::SignKeyPair::generate().public_key;
-        d.cert.not_before = kNow - 3600;
-        d.cert.not_after = kNow + 3600;
-        d.cert.serial = 1;
-        crypto::sign_certificate(d.cert, owner.secret_key);
-        d.encoded = crypto::encode_certificate(d.cert);
-    }
-    crypto::TrustAnchor trust() const { return {cluster, owner.public_key, {}}; }
+    crypto::TrustAnchor trust() const { return {cluster.cluster, cluster.owner.public_key, {}}; }
     runtime::SessionIdentity identity() const {
         return {&link_side.kx, link_side.encoded, trust(), kMaxModel};
     }
@@ -67,10 +70,6 @@ struct Fixture {
         return {[](runtime::ModelOp) { return std::nullopt; }, [m = model] { return m; }};
     }
 };
-
-void must(bool ok) {
-    if (!ok) std::abort();
-}
 
 Bytes framed(const Bytes& message) {
     Bytes out{static_cast<std::uint8_t>(message.size() >> 8),
