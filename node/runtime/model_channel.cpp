@@ -163,12 +163,7 @@ bool ModelChannel::start_transfer(ModelOp op, const crypto::DeviceId& peer,
 // A new link for `request`, counted in outgoing_ already; the handshake carries its first message.
 void ModelChannel::dial(Request request) {
     if (links_out_ >= limits_.max_links) (void)make_room(true);
-    const std::uint64_t id = next_id_++;
-    auto owned = std::make_unique<Link>(loop_, id, true);
-    Link& l = *owned;
-    links_.emplace(id, std::move(owned));
-    ++links_out_;
-    ++counters_.links_opened_out;
+    Link& l = add_link(true);
     l.peer = request.peer;
     l.link.emplace(ModelLink::dialer(identity_, request.peer, responder_for(l)));
     const net::Ipv4Endpoint at = request.at;
@@ -183,6 +178,18 @@ void ModelChannel::dial(Request request) {
             l.connection = std::move(*c);
             attach(l);
         });
+}
+
+// A new link, counted among those dialed or accepted.
+ModelChannel::Link& ModelChannel::add_link(bool dials) {
+    const std::uint64_t id = next_id_++;
+    auto owned = std::make_unique<Link>(loop_, id, dials);
+    Link& l = *owned;
+    links_.emplace(id, std::move(owned));
+    ++(dials ? links_out_ : links_in_);
+    ++(dials ? counters_.links_opened_out : counters_.links_opened_in);
+    l.last_used_ms = now_ms();
+    return l;
 }
 
 void ModelChannel::begin(Link& l, Request request) {
@@ -217,13 +224,7 @@ void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) 
         count(counters_.failed_in, TransferFailure::learner_busy);
         return connection->close();
     }
-    const std::uint64_t id = next_id_++;
-    auto owned = std::make_unique<Link>(loop_, id, false);
-    Link& l = *owned;
-    links_.emplace(id, std::move(owned));
-    ++links_in_;
-    ++counters_.links_opened_in;
-    l.last_used_ms = now_ms();
+    Link& l = add_link(false);
     l.link.emplace(ModelLink::listener(identity_, responder_for(l)));
     l.connection = std::move(connection);
     // A handshake that never finishes is bounded like a transfer.

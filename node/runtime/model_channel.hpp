@@ -151,6 +151,7 @@ private:
         std::uint64_t tag = 0;
     };
     [[nodiscard]] Link* idle_link_to(const crypto::DeviceId& peer);
+    Link& add_link(bool dials);
     void dial(Request request);
     void begin(Link& l, Request request);
     void on_accept(std::unique_ptr<net::StreamConnection> connection);
