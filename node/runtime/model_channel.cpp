@@ -214,14 +214,17 @@ void ModelChannel::on_accept(std::unique_ptr<net::StreamConnection> connection) 
         count(counters_.failed_in, TransferFailure::rate_limited);
         return connection->close();
     }
-    const bool full = incoming_ >= limits_.max_incoming ||
-                      (links_in_ >= limits_.max_links && !make_room(false));
-    if (full) {
+    if (incoming_ >= limits_.max_incoming) {
         count(counters_.failed_in, TransferFailure::link_busy);
         return connection->close();
     }
     if (handlers_.busy && handlers_.busy()) {
         count(counters_.failed_in, TransferFailure::learner_busy);
+        return connection->close();
+    }
+    // Only a newcomer that will be served makes an idle link give way.
+    if (links_in_ >= limits_.max_links && !make_room(false)) {
+        count(counters_.failed_in, TransferFailure::link_busy);
         return connection->close();
     }
     Link& l = add_link(false);

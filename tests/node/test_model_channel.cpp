@@ -263,6 +263,39 @@ TEST_CASE("a revoked peer's request fails our own transfer under way on the same
     CHECK(b.received.empty());
 }
 
+TEST_CASE("past max_links a newcomer takes the oldest idle link's place, unless it is refused") {
+    net::EventLoop loop;
+    FakeClock clock;
+    LinkCluster cluster;
+    ChannelLimits one;
+    one.max_links = 1;
+    ChannelNode a(loop, cluster, "a", clock, {}, 1000);
+    ChannelNode b(loop, cluster, "b", clock, one, 1000);
+    ChannelNode c(loop, cluster, "c", clock, {}, 1000);
+    REQUIRE(a.channel->start_transfer(ModelOp::pull, b.device.cert.device,
+                                      b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return a.outcomes.size() == 1; }, 30s));
+
+    // A newcomer b's learner refuses costs no open link.
+    b.busy = true;
+    REQUIRE(c.channel->start_transfer(ModelOp::push, b.device.cert.device,
+                                      b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return c.outcomes.size() == 1; }, 30s));
+    CHECK(c.outcomes[0].has_value());
+    CHECK(b.channel->counters().links_evicted == 0);
+    CHECK(b.channel->links_in() == 1);
+
+    // One b takes closes a's idle link for it.
+    b.busy = false;
+    REQUIRE(c.channel->start_transfer(ModelOp::push, b.device.cert.device,
+                                      b.channel->local_endpoint()));
+    REQUIRE(loop.run_until([&] { return c.outcomes.size() == 2 && a.channel->links_out() == 0; },
+                           30s));
+    CHECK(c.outcomes[1] == std::nullopt);
+    CHECK(b.channel->counters().links_evicted == 1);
+    CHECK(b.channel->links_in() == 1);
+}
+
 TEST_CASE("the sweep closes an idle link whose peer was revoked or whose certificate expired") {
     net::EventLoop loop;
     FakeClock clock;
