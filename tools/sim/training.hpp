@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "node/data/dataset.hpp"
@@ -112,6 +113,8 @@ struct CurvePoint {
     double mean = 0, min = 0, max = 0;  // test accuracy over live devices
     std::uint32_t live = 0;
     double bytes_per_node = 0;  // sent so far, mean over all devices
+    // Mean accuracy of the live devices of each speed, slowest first (one entry: one speed).
+    std::vector<std::pair<double, double>> by_speed;
 };
 
 struct TrainingReport {

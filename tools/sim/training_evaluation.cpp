@@ -2,6 +2,7 @@
 // accuracy, the average of all models, and the learners' counters summed.
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include "tools/sim/training_simulation.hpp"
@@ -47,6 +48,7 @@ CurvePoint Simulation::evaluate_on(const data::Dataset& ds, std::vector<double>*
     p.mean_epochs = mean_epochs();
     p.min = 1.0;
     double sum = 0;
+    std::map<double, std::pair<double, std::uint32_t>> speeds;  // speed -> sum, live devices
     for (const Device& d : devices_) {
         double acc = std::numeric_limits<double>::quiet_NaN();
         if (d.alive) {
@@ -55,10 +57,14 @@ CurvePoint Simulation::evaluate_on(const data::Dataset& ds, std::vector<double>*
             p.min = std::min(p.min, acc);
             p.max = std::max(p.max, acc);
             ++p.live;
+            auto& [speed_sum, count] = speeds[d.speed];
+            speed_sum += acc;
+            ++count;
         }
         if (per_device) per_device->push_back(acc);
     }
     p.mean = p.live > 0 ? sum / p.live : 0.0;
+    for (const auto& [speed, sc] : speeds) p.by_speed.emplace_back(speed, sc.first / sc.second);
     if (p.live == 0) p.min = 0;
     p.bytes_per_node = static_cast<double>(bytes_sent_total()) /
                        static_cast<double>(std::max<std::size_t>(devices_.size(), 1));
@@ -72,14 +78,24 @@ void Simulation::evaluate_all() {
         report_.target_reached_at = p.time;
         report_.target_reached_epochs = p.mean_epochs;
     }
-    if (progress_ != nullptr)
-        std::fprintf(progress_, "t=%8.3fs epochs=%6.2f acc mean %.4f min %.4f max %.4f live %u\n",
-                     p.time, p.mean_epochs, p.mean, p.min, p.max, p.live);
+    if (progress_ == nullptr) return;
+    std::fprintf(progress_, "t=%8.3fs epochs=%6.2f acc mean %.4f min %.4f max %.4f live %u",
+                 p.time, p.mean_epochs, p.mean, p.min, p.max, p.live);
+    // Where the devices of several speeds differ, and what their consensus would read: the gap
+    // between the average model and the mean is what disagreement between devices costs.
+    if (p.by_speed.size() > 1) {
+        std::fprintf(progress_, " | by speed");
+        for (const auto& [speed, acc] : p.by_speed) std::fprintf(progress_, " %.1f:%.4f", speed, acc);
+    }
+    if (p.live > 1) {
+        if (const std::optional<model::Mlp> average = average_model())
+            std::fprintf(progress_, " | average model %.4f",
+                         model::evaluate(*average, eval_set_).accuracy);
+    }
+    std::fprintf(progress_, "\n");
 }
 
-void Simulation::evaluate_average_model() {
-    report_.average_model_full = report_.average_model_subset =
-        std::numeric_limits<double>::quiet_NaN();
+std::optional<model::Mlp> Simulation::average_model() const {
     std::optional<model::Mlp> average;
     std::uint32_t live = 0;
     for (const Device& d : devices_) {
@@ -94,8 +110,16 @@ void Simulation::evaluate_average_model() {
         }
         ++live;
     }
-    if (!average) return;
+    if (!average) return average;
     for (float& v : average->parameters()) v /= static_cast<float>(live);
+    return average;
+}
+
+void Simulation::evaluate_average_model() {
+    report_.average_model_full = report_.average_model_subset =
+        std::numeric_limits<double>::quiet_NaN();
+    const std::optional<model::Mlp> average = average_model();
+    if (!average) return;
     report_.average_model_full = model::evaluate(*average, test_).accuracy;
     report_.average_model_subset = model::evaluate(*average, eval_set_).accuracy;
 }

@@ -266,6 +266,11 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
     std::fprintf(out, "final (full test set): mean %.4f min %.4f max %.4f over %u live devices, "
                       "%.2f mean local epochs, virtual %.3f s\n",
                  f.mean, f.min, f.max, f.live, f.mean_epochs, r.virtual_seconds);
+    if (f.by_speed.size() > 1) {
+        std::fprintf(out, "final by speed (full test set):");
+        for (const auto& [speed, acc] : f.by_speed) std::fprintf(out, " %.1f: %.4f", speed, acc);
+        std::fprintf(out, "\n");
+    }
     std::fprintf(out, "average of the live devices' models: %.4f (full test set), %.4f (subset)\n",
                  r.average_model_full, r.average_model_subset);
     if (sc.target_accuracy > 0) {

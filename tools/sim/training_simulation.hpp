@@ -194,6 +194,8 @@ private:
     CurvePoint evaluate_on(const data::Dataset& ds, std::vector<double>* per_device);
     void evaluate_all();
     void evaluate_average_model();
+    // The mean of the live devices' parameters (none live: nullopt).
+    std::optional<model::Mlp> average_model() const;
     void finish();
 
     const TrainingScenario& sc_;
