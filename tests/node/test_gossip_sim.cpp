@@ -153,6 +153,25 @@ TEST_CASE("a gossip thread takes that CPU off training; one slower than arrivals
     CHECK(o.merges + o.models_dropped <= o.exchanges);
 }
 
+TEST_CASE("with a gossip thread the trainer adds the merges' moves once a step, however many") {
+    TrainingScenario sc = small();
+    sc.consensus_rounds = 0;
+    sc.learner.fanout = 7;  // every other device, every step: ~7 models merge per step
+    sc.learner.samples_per_round = 16;
+    sc.learner.max_concurrent_sends = 8;
+    const TrainingReport free_cpu = run(sc);
+    sc.gossip_thread = true;
+    sc.handoff_per_receive = 0.001;  // 1 ms, where a step trains in 1.6 ms
+    const TrainingReport t = run(sc);
+    const double steps = 30.0 * 120 / 16;  // per device
+    const double added = t.virtual_seconds - free_cpu.virtual_seconds;
+    MESSAGE("merges " << t.merges << ", virtual seconds free " << free_cpu.virtual_seconds
+                      << ", with hand-offs " << t.virtual_seconds);
+    CHECK(t.merges > 8 * steps * 4);  // several models a step
+    CHECK(added > 0.5 * steps * sc.handoff_per_receive);
+    CHECK(added < 1.1 * steps * sc.handoff_per_receive);  // one per merged model: ~7x
+}
+
 TEST_CASE("waiting for the link: every due round is sent, training takes longer") {
     // A link slower than training: a round's two models take longer to send than the next
     // 60 samples take to train.

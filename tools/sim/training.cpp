@@ -104,6 +104,7 @@ void Simulation::start_device(Device& d, bool catch_up) {
     d.unreported = 0;
     d.snapshot_samples = 0;
     d.snapshot_ready = d.snapshot_live = false;
+    d.move_waiting = false;
     d.job_sends.clear();
     d.job_model.reset();
     d.gossip_working = false;
@@ -186,6 +187,7 @@ void Simulation::schedule(Device& d) {
     }
     if (!d.finished && !d.step_scheduled && d.learner->ready_to_train()) {
         d.step_scheduled = true;
+        if (std::exchange(d.move_waiting, false)) d.cpu_debt += sc_.handoff_per_receive / d.speed;
         const double gossip_cpu = d.cpu_debt;
         d.cpu_debt = 0;
         push(Event{.at = now_ + gossip_cpu + step_seconds(d, static_cast<std::size_t>(sc_.batch)),
@@ -352,9 +354,13 @@ void Simulation::merge(Device& d, const Event& e) {
         d.snapshot.assign(d.model->parameters().begin(), d.model->parameters().end());
         std::ranges::fill(d.moves, 0.0f);
     }
-    const double handshake = e.opened_link ? sc_.cpu_per_handshake : 0.0;
-    d.cpu_debt +=
-        (sc_.gossip_thread ? sc_.handoff_per_receive : sc_.cpu_per_receive + handshake) / d.speed;
+    // With a gossip thread the trainer adds what merges moved once, at its next step, however
+    // many models merged meanwhile (runtime::LearningLoop::take_moves).
+    if (sc_.gossip_thread)
+        d.move_waiting = d.move_waiting || outcome != gossip::Received::refused;
+    else
+        d.cpu_debt += (sc_.cpu_per_receive + (e.opened_link ? sc_.cpu_per_handshake : 0.0)) /
+                      d.speed;
     if (follow && outcome == gossip::Received::merged)
         d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
     if (outcome == gossip::Received::adopted ||

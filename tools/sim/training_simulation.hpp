@@ -110,6 +110,7 @@ struct Device {
     int group = 0;
     double up_free = 0, down_free = 0;  // when its uplink / downlink is next idle
     double cpu_debt = 0;                // gossip CPU seconds the next step waits for
+    bool move_waiting = false;          // merged since the last step: the trainer adds the move
     std::map<std::uint32_t, OpenLink> links;  // by peer index, peers of higher index only
     // scenario.gossip_thread, as `starling node` runs it: the trainer hands the thread a copy of
     // its model every round (`snapshot`, a later one replacing one not yet taken); the thread
