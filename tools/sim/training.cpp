@@ -41,6 +41,8 @@ TrainingReport Simulation::run() {
         dispatch(e);
     }
     report_.virtual_seconds = now_;
+    report_.eval_images = eval_set_.size();
+    report_.test_images = test_.size();
     finish();
     return std::move(report_);
 }

@@ -124,6 +124,8 @@ struct TrainingReport {
     // what a perfect consensus would hand every device (NaN: no live device).
     double average_model_full = 0;
     double average_model_subset = 0;
+    std::size_t eval_images = 0;  // the first eval_subset test images, or all there are
+    std::size_t test_images = 0;
     std::vector<double> final_accuracy;  // per device (crashed ones: NaN)
     double target_reached_at = -1;    // virtual seconds, -1: never
     double target_reached_epochs = 0;

@@ -275,8 +275,9 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  r.average_model_full, r.average_model_subset);
     if (sc.target_accuracy > 0) {
         if (r.target_reached_at >= 0)
-            std::fprintf(out, "target %.3f (mean, %u-image subset) reached at %.3f s virtual, %.2f epochs\n",
-                         sc.target_accuracy, sc.eval_subset, r.target_reached_at, r.target_reached_epochs);
+            std::fprintf(out, "target %.3f (mean on %zu of %zu test images) reached at %.3f s virtual, %.2f epochs\n",
+                         sc.target_accuracy, r.eval_images, r.test_images, r.target_reached_at,
+                         r.target_reached_epochs);
         else
             std::fprintf(out, "target %.3f never reached\n", sc.target_accuracy);
     }
