@@ -163,7 +163,7 @@ TEST_CASE("with a gossip thread the trainer adds the merges' moves once a step, 
     sc.gossip_thread = true;
     sc.handoff_per_receive = 0.001;  // 1 ms, where a step trains in 1.6 ms
     const TrainingReport t = run(sc);
-    const double steps = 30.0 * 120 / 16;  // per device
+    const double steps = sc.epochs * sc.images_per_node / sc.batch;  // per device
     const double added = t.virtual_seconds - free_cpu.virtual_seconds;
     MESSAGE("merges " << t.merges << ", virtual seconds free " << free_cpu.virtual_seconds
                       << ", with hand-offs " << t.virtual_seconds);

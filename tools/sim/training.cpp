@@ -358,11 +358,12 @@ void Simulation::merge(Device& d, const Event& e) {
     }
     // With a gossip thread the trainer adds what merges moved once, at its next step, however
     // many models merged meanwhile (runtime::LearningLoop::take_moves).
-    if (sc_.gossip_thread)
-        d.move_waiting = d.move_waiting || outcome != gossip::Received::refused;
-    else
+    if (sc_.gossip_thread) {
+        if (outcome != gossip::Received::refused) d.move_waiting = true;
+    } else {
         d.cpu_debt += (sc_.cpu_per_receive + (e.opened_link ? sc_.cpu_per_handshake : 0.0)) /
                       d.speed;
+    }
     if (follow && outcome == gossip::Received::merged)
         d.optimizer->follow_move(d.before_merge, d.model->parameters(), learning_rate(d));
     if (outcome == gossip::Received::adopted ||

@@ -64,7 +64,8 @@ CurvePoint Simulation::evaluate_on(const data::Dataset& ds, std::vector<double>*
         if (per_device) per_device->push_back(acc);
     }
     p.mean = p.live > 0 ? sum / p.live : 0.0;
-    for (const auto& [speed, sc] : speeds) p.by_speed.emplace_back(speed, sc.first / sc.second);
+    for (const auto& [speed, tally] : speeds)
+        p.by_speed.emplace_back(speed, tally.first / tally.second);
     if (p.live == 0) p.min = 0;
     p.bytes_per_node = static_cast<double>(bytes_sent_total()) /
                        static_cast<double>(std::max<std::size_t>(devices_.size(), 1));
@@ -85,7 +86,8 @@ void Simulation::evaluate_all() {
     // between the average model and the mean is what disagreement between devices costs.
     if (p.by_speed.size() > 1) {
         std::fprintf(progress_, " | by speed");
-        for (const auto& [speed, acc] : p.by_speed) std::fprintf(progress_, " %.1f:%.4f", speed, acc);
+        for (const auto& [speed, acc] : p.by_speed)
+            std::fprintf(progress_, " %.1f:%.4f", speed, acc);
     }
     if (p.live > 1) {
         if (const std::optional<model::Mlp> average = average_model())
