@@ -301,7 +301,7 @@ struct QuietLoop {
     const crypto::DeviceId self{1};
     const crypto::DeviceId peer{2};
 
-    explicit QuietLoop(std::chrono::milliseconds pull_timeout) {
+    explicit QuietLoop(std::chrono::milliseconds pull_timeout, float served_average = 0.0f) {
         data::Dataset train;
         train.features = 4;
         train.classes = 2;
@@ -319,7 +319,7 @@ struct QuietLoop {
             changed.notify_all();
         };
         options.holdout_rows = 0;
-        options.served_average = 0;
+        options.served_average = served_average;
         options.report_interval = std::chrono::milliseconds(0);
         options.learner.samples_per_round = 4;
         options.learner.fanout = 1;
@@ -389,9 +389,9 @@ struct QuietLoop {
         return encoder.encode(header, parameters);
     }
 
-    // Stops the loop and reads back the trained weights from its last checkpoint. The gate
-    // opens so that a trainer waiting for a permit sees the stop (a step or two more at most).
-    std::vector<float> trained() {
+    // Stops the loop and reads back its last checkpoint. The gate opens so that a trainer
+    // waiting for a permit sees the stop (a step or two more at most).
+    model::Checkpoint stopped() {
         {
             std::lock_guard lock(mutex);
             gate_open = true;
@@ -400,8 +400,9 @@ struct QuietLoop {
         loop->stop();
         Result<model::Checkpoint> c = model::load_checkpoint(dir / "model.ckpt");
         REQUIRE(c.ok());
-        return c->parameters;
+        return std::move(*c);
     }
+    std::vector<float> trained() { return stopped().parameters; }
 };
 
 std::vector<float> sent_parameters(const gossip::Action& action) {
@@ -433,6 +434,28 @@ TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry
     // Equal weights: half way to theirs; the model's own training is all but nil.
     for (std::size_t i = 0; i < trained.size(); ++i)
         CHECK(std::abs(trained[i] - sent[i] - 0.05f) < 0.005f);
+}
+
+TEST_CASE("the served average follows the trained model through a merge") {
+    QuietLoop q(std::chrono::milliseconds(20), 0.5f);  // each step halves the distance
+    const std::optional<gossip::Action> round = q.first(gossip::ActionKind::send_model, 100);
+    REQUIRE(round.has_value());
+    const std::vector<float> sent = sent_parameters(*round);
+    std::vector<float> theirs = sent;
+    for (float& v : theirs) v += 0.1f;
+    q.loop->on_model_bytes(q.peer, q.message_from_peer(theirs));
+    REQUIRE(q.status_until(200, [](const LearningStatus& s) {
+        return s.learner.models_merged == 1;
+    }));
+    const std::uint64_t steps = q.loop->status().steps;
+    REQUIRE(q.status_until(100, [&](const LearningStatus& s) { return s.steps > steps + 12; }));
+    const model::Checkpoint c = q.stopped();
+    REQUIRE(c.served.size() == c.parameters.size());
+    // The merge moved the trained model 0.05; a dozen steps later the average has followed it.
+    for (std::size_t i = 0; i < c.parameters.size(); ++i) {
+        CHECK(std::abs(c.parameters[i] - sent[i] - 0.05f) < 0.005f);
+        CHECK(std::abs(c.served[i] - c.parameters[i]) < 0.001f);
+    }
 }
 
 TEST_CASE("a model the gossip thread adopts while catching up replaces the trained one") {
