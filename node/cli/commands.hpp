@@ -109,6 +109,8 @@ struct NodeArgs {
     std::uint32_t round_samples = 600;  // local samples between rounds
     std::uint32_t round_interval_ms = 200;  // and at least this long
     std::string merge_momentum = "keep";  // "follow": quasi-global momentum (non-IID clusters)
+    float learning_rate = 0.05f;  // SGD's starting rate; the settle schedule takes it to a tenth
+    float momentum = 0.9f;
     bool wait_for_link = false;  // a round due with sends still in flight holds training
     std::uint32_t checkpoint_interval_s = 30;
     std::uint32_t eval_interval_s = 10;

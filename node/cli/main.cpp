@@ -193,6 +193,13 @@ void add_node(CLI::App& app) {
                      "(for devices whose classes differ)")
         ->check(CLI::IsMember({"keep", "follow"}))
         ->capture_default_str();
+    node->add_option("--lr", a->learning_rate,
+                     "SGD's learning rate at the start; it settles to a tenth of it")
+        ->check(CLI::Range(1e-6f, 10.0f))
+        ->capture_default_str();
+    node->add_option("--momentum", a->momentum, "SGD momentum")
+        ->check(CLI::Range(0.0f, 0.999f))
+        ->capture_default_str();
     node->add_flag("--wait-for-link", a->wait_for_link,
                    "Hold training while a round's models are still on the wire instead of "
                    "skipping the next round (devices whose classes differ: agree more often, "

@@ -25,11 +25,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Learning rate of the node's SGD (momentum 0.9). Training never ends, so the rate settles: a
+// Training never ends, so the node's learning rate (--lr, 0.05 at momentum 0.9) settles: a
 // cosine down to a tenth over the first kSettleEpochs passes over the local shard, then held.
 // Averaging adds the devices' steps up, so a local epoch moves the cluster about as far as an
 // epoch of large-batch training on all the data does: tens of them, not hundreds, are needed.
-constexpr float kNodeLearningRate = 0.05f;
 constexpr std::uint32_t kSettleEpochs = 40;
 
 // The same initial weights on every device of a cluster: the first merges average like with like.
@@ -123,7 +122,8 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.widths = *widths;
     options.train.batch = static_cast<int>(settings.config.config.batch);
     options.train.seed = init_seed_of(p.credentials.cluster) ^ node.certificate().serial;
-    options.train.optimizer.learning_rate = kNodeLearningRate;
+    options.train.optimizer.learning_rate = a.learning_rate;
+    options.train.optimizer.momentum = a.momentum;
     options.train.schedule = model::Schedule::settle;
     options.train.epochs = kSettleEpochs;
     options.train.epoch_examples = train->size();
@@ -190,9 +190,12 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     });
     p.exchange->start();
     p.learning->start();
-    log("training on " + a.data + " (" + a.model + ", " + a.encoding + " on the wire, momentum " +
-        a.merge_momentum + (a.wait_for_link ? ", waits for the link" : "") +
-        "), models over TCP " + listen.bind.to_string());
+    std::array<char, 64> sgd{};
+    std::snprintf(sgd.data(), sgd.size(), "lr %g, momentum %g", a.learning_rate, a.momentum);
+    log("training on " + a.data + " (" + a.model + ", " + a.encoding + " on the wire, " +
+        sgd.data() + ", merges " + a.merge_momentum + " it" +
+        (a.wait_for_link ? ", waits for the link" : "") + "), models over TCP " +
+        listen.bind.to_string());
     return std::make_unique<NodeTraining>(std::move(parts));
 }
 

@@ -61,6 +61,10 @@ cmp -s "$work/m.ckpt" "$work/good.ckpt" || fail "a refused run touched the check
 grep -q 'round-samples' "$work/err" || fail "--round-samples message: $(cat "$work/err")"
 [ "$(code "$bin" node --round-interval 60001)" = 2 ] || fail "--round-interval 60001 accepted"
 grep -q 'round-interval' "$work/err" || fail "--round-interval message: $(cat "$work/err")"
+[ "$(code "$bin" node --momentum 1)" = 2 ] || fail "--momentum 1 accepted"
+grep -q 'momentum' "$work/err" || fail "--momentum message: $(cat "$work/err")"
+[ "$(code "$bin" node --lr 0)" = 2 ] || fail "--lr 0 accepted"
+grep -q '\-\-lr' "$work/err" || fail "--lr message: $(cat "$work/err")"
 [ "$(code "$bin" nonsense)" = 2 ] || fail "unknown subcommand exit code"
 
 echo "cli: split, train, resume, eval and refusals behave"

@@ -10,8 +10,9 @@
 # Ctrl-C or any exit stops every node and removes the namespaces and the work directory.
 #
 #   demo.sh [--nodes N] [--seconds S] [--scheme iid|classes:K|dirichlet:A] [--encoding E]
-#           [--merge-momentum keep|follow] [--data DIR] [--bin STARLING] [--loopback] [--deps]
-#           [--keep DIR]
+#           [--merge-momentum keep|follow] [--lr X] [--momentum M] [--data DIR] [--bin STARLING]
+#           [--loopback] [--deps] [--keep DIR]
+#     --lr, --momentum  each node's SGD (default: the node's own, 0.05 and 0.9)
 #     --bin       a starling binary; starling-inspect is taken from beside it
 #     --deps      run tools/install-deps.sh first (a fresh Debian 12 machine)
 #     --loopback  loopback addresses even as root
@@ -21,10 +22,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 nodes=16 seconds=150 scheme=iid encoding=int8 momentum=keep data=/usr/share/datasets/fashion-mnist
-bin="" loopback=0 deps=0 keep=""
+bin="" loopback=0 deps=0 keep="" sgd=()
 readonly PROGRESS_EVERY=5 MAX_NODES=240
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while (($#)); do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
@@ -32,6 +33,8 @@ while (($#)); do
     --scheme) scheme="$2"; shift 2 ;;
     --encoding) encoding="$2"; shift 2 ;;
     --merge-momentum) momentum="$2"; shift 2 ;;
+    --lr) sgd+=(--lr "$2"); shift 2 ;;
+    --momentum) sgd+=(--momentum "$2"); shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
     --loopback) loopback=1; shift ;;
@@ -92,7 +95,7 @@ start() {
   local i="$1" shard; shard="$(printf 'node-%03d' $((i - 1)))"
   local args=(node --bundle "$work/bundles/$(name "$i").bundle" --state "$work/state/$i"
               --data "$work/shards/$shard" --test "$work/shards/test" --encoding "$encoding"
-              --merge-momentum "$momentum"
+              --merge-momentum "$momentum" "${sgd[@]}"
               "${governor[@]}")
   if ((lan)); then
     ip netns exec "$("$here/launch.sh" ns "$i")" "$bin" "${args[@]}" >"$work/$(name "$i").log" 2>&1 &
