@@ -240,6 +240,19 @@ TEST_CASE("a restarted device pulls a fresh model before training and catches up
     }
 }
 
+TEST_CASE("Adam devices gossip too; a restarted one adopts a model and starts its moments over") {
+    TrainingScenario sc = small();
+    sc.optimizer = model::OptimizerConfig::Kind::adam;
+    sc.learning_rate = 0.01f;
+    sc.events.push_back({.at = 0.1, .kind = TrainingEvent::crash, .nodes = {3}, .groups = {}});
+    sc.events.push_back({.at = 0.2, .kind = TrainingEvent::restart, .nodes = {3}, .groups = {}});
+    const TrainingReport r = run(sc);
+    MESSAGE("adam: node 3 " << r.final_accuracy[3] << ", mean " << r.final_full.mean);
+    CHECK(r.adopted == 1);
+    CHECK(r.final_full.mean > 0.7);  // one class each: alone, ~25%
+    CHECK(std::fabs(r.final_accuracy[3] - r.final_full.mean) < 0.05);
+}
+
 TEST_CASE("a device sending garbage is refused and counted; the others are unaffected") {
     const TrainingScenario sc = small(data::SplitScheme::iid);
     Adversary adversary;
@@ -309,6 +322,7 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(sc->speeds[9] == doctest::Approx(0.5));
     CHECK(sc->learner.encoding == gossip::Encoding::int4);
     CHECK(sc->momentum_policy == MomentumPolicy::follow);
+    CHECK(sc->optimizer == model::OptimizerConfig::Kind::sgd);
     CHECK(sc->served_average == doctest::Approx(0.02f));
     CHECK(sc->learner.lattice_margin == doctest::Approx(4.0f));
     CHECK(sc->cpu_per_send == doctest::Approx(0.0015));
@@ -334,6 +348,12 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("training\nfanout 0\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nencoding int2\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nmomentum_policy drift\n").starts_with("t.txt:2:"));
+    const auto adam = parse_training_scenario("training\noptimizer adam\n", "t.txt");
+    REQUIRE(adam.ok());
+    CHECK(adam->optimizer == model::OptimizerConfig::Kind::adam);
+    CHECK(bad("training\noptimizer lion\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\noptimizer adam\nmomentum_policy follow\n").find("needs optimizer sgd") !=
+          std::string::npos);
     CHECK(bad("training\nserved_average 1.5\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nlattice_margin 0\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nduty 1.5\n").starts_with("t.txt:2:"));

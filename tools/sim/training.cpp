@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numbers>
 #include <numeric>
+#include <stdexcept>
 #include <utility>
 
 #include "tools/sim/training_simulation.hpp"
@@ -91,6 +92,7 @@ void Simulation::start_device(Device& d, bool catch_up) {
     oc.learning_rate = sc_.learning_rate;
     oc.momentum = sc_.momentum;
     oc.weight_decay = sc_.weight_decay;
+    oc.kind = sc_.optimizer;
     d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());
     d.workspace = std::make_unique<model::Workspace>(*d.model, sc_.batch);
     d.served = sc_.served_average > 0 ? std::make_unique<model::Mlp>(*d.model) : nullptr;
@@ -275,8 +277,10 @@ float Simulation::learning_rate(const Device& d) const {
 }
 
 void Simulation::reset_momentum(Device& d) {
-    std::vector<std::vector<float>> zero(1, std::vector<float>(d.model->parameters().size(), 0.0f));
-    (void)d.optimizer->restore(d.optimizer->steps(), std::move(zero));
+    std::vector<std::vector<float>> zero(d.optimizer->state().size(),
+                                         std::vector<float>(d.model->parameters().size(), 0.0f));
+    if (Status s = d.optimizer->restore(d.optimizer->steps(), std::move(zero)); !s)
+        throw std::logic_error("resetting the optimizer's state: " + s.error().message);
 }
 
 void Simulation::train_step(Device& d) {

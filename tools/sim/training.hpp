@@ -14,6 +14,7 @@
 #include "node/data/dataset.hpp"
 #include "node/data/split.hpp"
 #include "node/gossip/learner.hpp"
+#include "node/model/optimizer.hpp"
 #include "protocol/result.hpp"
 
 namespace starling::sim {
@@ -57,6 +58,8 @@ struct TrainingScenario {
     // Share of the time a device trains (the resource governor's CPU budget, firmware/): a
     // cluster whose devices hold different classes gives its links time to keep them together.
     double duty = 1.0;
+    // Adam keeps its moments on the device; merges average the parameters only.
+    model::OptimizerConfig::Kind optimizer = model::OptimizerConfig::Kind::sgd;
     double bandwidth_bytes_per_second = 125e6;  // 1 Gb/s
     double latency_seconds = 200e-6;
     double loss = 0.0;                       // probability a transfer fails

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "node/model/mlp.hpp"
+#include "node/model/optimizer.hpp"
 #include "tools/sim/scenario.hpp"
 #include "tools/sim/training.hpp"
 
@@ -124,6 +125,7 @@ struct Parser {
         else if (key == "lattice_margin") { if (!number(value, x) || x <= 0 || x > 1000) return bad(); l.lattice_margin = static_cast<float>(x); }
         else if (key == "error_feedback") { if (!on_off(value, l.error_feedback)) return bad(); }
         else if (key == "wait_for_link") { if (!on_off(value, l.wait_for_link)) return bad(); }
+        else if (key == "optimizer") { auto k = model::parse_optimizer_kind(value); if (!k) return bad(); sc.optimizer = *k; }
         else if (key == "batch_average") { if (!on_off(value, sc.batch_average)) return bad(); }
         else if (key == "weighting") { if (!gossip::parse_weighting(value, l.merge.weighting)) return bad(); }
         else if (key == "outlier_factor") { if (!number(value, x) || x <= 1) return bad(); l.merge.outlier_factor = x; }
@@ -212,6 +214,10 @@ Result<TrainingScenario> parse_training_scenario(std::string_view text, std::str
         if (Status s = p.command(w); !s) return s.error();
     }
     if (first) return p.fail("empty scenario");
+    if (p.sc.optimizer == model::OptimizerConfig::Kind::adam &&
+        p.sc.momentum_policy == MomentumPolicy::follow)
+        return make_error(ErrorCode::invalid_argument,
+                          p.name + ": momentum_policy follow needs optimizer sgd");
     std::stable_sort(p.sc.events.begin(), p.sc.events.end(),
                      [](const TrainingEvent& a, const TrainingEvent& b) { return a.at < b.at; });
     return p.sc;
@@ -260,6 +266,10 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  std::string(gossip::to_string(sc.learner.encoding)).c_str(), sc.learner.fanout,
                  std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs,
                  static_cast<double>(sc.served_average), to_string(sc.momentum_policy));
+    if (sc.optimizer != model::OptimizerConfig::Kind::sgd)
+        std::fprintf(out, "optimizer %s at lr %g\n",
+                     std::string(model::to_string(sc.optimizer)).c_str(),
+                     static_cast<double>(sc.learning_rate));
     if (sc.duty < 1.0)
         std::fprintf(out, "devices train %.1f%% of the time (duty)\n", 100.0 * sc.duty);
     const CurvePoint& f = r.final_full;
