@@ -414,8 +414,11 @@ std::vector<float> sent_parameters(const gossip::Action& action) {
 
 }  // namespace
 
-TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry it") {
-    QuietLoop q(std::chrono::milliseconds(20));  // the pull goes unanswered: train alone
+namespace {
+
+// The loop's first round goes to the peer, which answers with that model moved 0.1 up; once it
+// is merged and `steps` more steps have run, returns what the first round sent.
+std::vector<float> merge_from_peer(QuietLoop& q, std::uint64_t steps) {
     // A round every 4 samples, 2 a step.
     const std::optional<gossip::Action> round = q.first(gossip::ActionKind::send_model, 100);
     REQUIRE(round.has_value());
@@ -427,8 +430,18 @@ TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry
     REQUIRE(q.status_until(200, [](const LearningStatus& s) {
         return s.learner.models_merged == 1;
     }));
-    const std::uint64_t steps = q.loop->status().steps;
-    REQUIRE(q.status_until(100, [&](const LearningStatus& s) { return s.steps > steps + 10; }));
+    const std::uint64_t merged_at = q.loop->status().steps;
+    REQUIRE(q.status_until(100, [&](const LearningStatus& s) {
+        return s.steps > merged_at + steps;
+    }));
+    return sent;
+}
+
+}  // namespace
+
+TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry it") {
+    QuietLoop q(std::chrono::milliseconds(20));  // the pull goes unanswered: train alone
+    const std::vector<float> sent = merge_from_peer(q, 10);
     const std::vector<float> trained = q.trained();
     REQUIRE(trained.size() == sent.size());
     // Equal weights: half way to theirs; the model's own training is all but nil.
@@ -438,17 +451,7 @@ TEST_CASE("the gossip thread's merge reaches the trained model; its rounds carry
 
 TEST_CASE("the served average follows the trained model through a merge") {
     QuietLoop q(std::chrono::milliseconds(20), 0.5f);  // each step halves the distance
-    const std::optional<gossip::Action> round = q.first(gossip::ActionKind::send_model, 100);
-    REQUIRE(round.has_value());
-    const std::vector<float> sent = sent_parameters(*round);
-    std::vector<float> theirs = sent;
-    for (float& v : theirs) v += 0.1f;
-    q.loop->on_model_bytes(q.peer, q.message_from_peer(theirs));
-    REQUIRE(q.status_until(200, [](const LearningStatus& s) {
-        return s.learner.models_merged == 1;
-    }));
-    const std::uint64_t steps = q.loop->status().steps;
-    REQUIRE(q.status_until(100, [&](const LearningStatus& s) { return s.steps > steps + 12; }));
+    const std::vector<float> sent = merge_from_peer(q, 12);
     const model::Checkpoint c = q.stopped();
     REQUIRE(c.served.size() == c.parameters.size());
     // The merge moved the trained model 0.05; a dozen steps later the average has followed it.
