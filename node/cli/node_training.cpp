@@ -193,7 +193,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     std::array<char, 64> sgd{};
     std::snprintf(sgd.data(), sgd.size(), "lr %g, momentum %g", a.learning_rate, a.momentum);
     log("training on " + a.data + " (" + a.model + ", " + a.encoding + " on the wire, " +
-        sgd.data() + ", merges " + a.merge_momentum + " it" +
+        sgd.data() + ", merge-momentum " + a.merge_momentum +
         (a.wait_for_link ? ", waits for the link" : "") + "), models over TCP " +
         listen.bind.to_string());
     return std::make_unique<NodeTraining>(std::move(parts));

@@ -54,12 +54,14 @@ governor=(--cpu-budget 100 --psi-cpu 100 --psi-memory 100 --psi-io 100 --busy-cp
 # got, likely as outliers: two refused origins never made the three that reset a merge; a small
 # cluster's merge now also resets when half of its recent models are refused.)
 start() {
-  local i="$1" wait=()
+  local i="$1" wait=() sgd=()
   ((i % 2 == 0)) && wait=(--wait-for-link --round-samples 64)
+  ((i == 4)) && sgd=(--momentum 0.8)
   "$bin" node --bundle "b/$(name "$i").bundle" --state "s$i" --listen "$(addr "$i")" \
     --interface none --seed "$(addr 1)" --seed "$(addr 2)" \
     --data "shards/node-$(printf '%03d' $((i - 1)))" --test shards/test --model 8-32-4 \
     --batch 32 --eval-interval 2 --checkpoint-interval 2 "${governor[@]}" "${wait[@]}" \
+    "${sgd[@]}" \
     >>"$(name "$i").log" 2>&1 &
   pids[$i]=$!
 }
@@ -92,6 +94,8 @@ for i in 1 2 3 4; do
   awk -v b="$busy" 'BEGIN { exit !(b > 0) }' || fail "n$i gossip thread busy '$busy' seconds"
 done
 logged 2 "waits for the link" || fail "n002 does not say it waits for the link"
+logged 2 "lr 0.05, momentum 0.9," || fail "n002 does not name the default SGD settings"
+logged 4 "momentum 0.8," || fail "n004 does not train at --momentum 0.8"
 wait_for 60 "a checkpoint on n003" test -s s3/model.ckpt
 
 # kill -9, restart on the same state directory: training resumes from the checkpoint.
