@@ -269,6 +269,36 @@ Received GossipLearner::on_model_bytes(const DeviceId& from, std::span<const std
     return on_model(from, received_, now);
 }
 
+bool GossipLearner::block_stuck(const ModelMessage& message) {
+    if (message.lattice_blocks == 0) return false;
+    if (unresolved_streak_.size() != message.lattice_blocks) {
+        unresolved_streak_.assign(message.lattice_blocks, 0);
+        lattice_origins_.clear();
+    }
+    lattice_origins_.push_back(message.origin);
+    while (lattice_origins_.size() > kStuckBlockMessages) lattice_origins_.pop_front();
+    // unresolved_blocks is in block order: one pass sets each streak or clears it.
+    bool stuck = false;
+    auto next = message.unresolved_blocks.begin();
+    for (std::uint32_t b = 0; b < message.lattice_blocks; ++b) {
+        std::uint8_t& streak = unresolved_streak_[b];
+        if (next != message.unresolved_blocks.end() && *next == b) {
+            ++next;
+            streak = static_cast<std::uint8_t>(std::min<std::uint32_t>(streak + 1u, 255u));
+            stuck = stuck || streak >= kStuckBlockMessages;
+        } else {
+            streak = 0;
+        }
+    }
+    const bool several_origins =
+        std::any_of(lattice_origins_.begin(), lattice_origins_.end(),
+                    [&](const DeviceId& o) { return o != lattice_origins_.front(); });
+    if (!stuck || !several_origins) return false;
+    std::fill(unresolved_streak_.begin(), unresolved_streak_.end(), std::uint8_t{0});
+    lattice_origins_.clear();
+    return true;
+}
+
 Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& message, Time now) {
     ++stats_.models_received;
     // Answers are never lattice-encoded: a lattice message is that peer's push.
@@ -289,6 +319,12 @@ Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& messa
     if (message.lattice_blocks > 0) unresolved_in_a_row_ = 0;
     stats_.lattice_blocks += message.lattice_blocks;
     stats_.lattice_blocks_unresolved += message.unresolved_blocks.size();
+    if (!pull_answer && block_stuck(message) && !catching_up_) {
+        // Its own values there are off: take a model whole, as a new device would. This one's
+        // resolved blocks still merge meanwhile.
+        ++stats_.lost_pulls;
+        on_start(now, true);
+    }
 
     if (pull_answer) {
         // Catch-up: a device that has not trained since it started takes the peer's model
@@ -303,6 +339,8 @@ Received GossipLearner::on_model(const DeviceId& from, const ModelMessage& messa
             mass_ = message.mass;
         }
         encoder_.reset();
+        std::fill(unresolved_streak_.begin(), unresolved_streak_.end(), std::uint8_t{0});
+        lattice_origins_.clear();
         ++stats_.models_adopted;
         return Received::adopted;
     }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,12 @@ inline constexpr std::uint32_t kMaxFanout = 16;
 // Lattice messages in a row this device could not resolve, after which it concludes that its own
 // model is the one far from everyone's (diverged, or left behind) and pulls a peer's whole.
 inline constexpr std::uint32_t kUnresolvedBeforePull = 3;
+// Lattice messages in a row, from more than one origin, in which the same block could not be
+// resolved, after which this device concludes that its own values there are off and pulls a
+// peer's model whole. A block that once resolved to the wrong lattice point sits a whole period
+// from everyone's: every later message leaves it unresolved, a merge keeps it as it is, and the
+// rest resolving keeps the message from being refused, so nothing else would bring it back.
+inline constexpr std::uint32_t kStuckBlockMessages = 32;
 // A catch-up pull the peer refused or could not serve (busy, rate-limited, catching up itself)
 // is retried after this wait, doubling with each refusal in a row up to the pull timeout; after
 // kMaxPullRefusals of them the device trains from its local model. Busy peers refuse in bursts:
@@ -104,7 +111,9 @@ struct LearnerStats {
     std::uint64_t answers_dropped = 0;  // pull requests over kMaxQueuedAnswers
     std::uint64_t lattice_blocks = 0;             // lattice blocks received
     std::uint64_t lattice_blocks_unresolved = 0;  // of those, kept local: too far to resolve
-    std::uint64_t lost_pulls = 0;  // pulls started after kUnresolvedBeforePull refusals in a row
+    // Pulls started because this device's model is off: kUnresolvedBeforePull refusals in a row,
+    // or a block stuck unresolved (kStuckBlockMessages).
+    std::uint64_t lost_pulls = 0;
     std::array<std::uint64_t, kRefusalReasons> refused{};
     // Median L2 distance of the recently merged models to this one before merging: how far the
     // devices are from consensus (0 until a model was merged).
@@ -180,6 +189,8 @@ private:
     void pump_answers();
     bool is_duplicate(const ModelMessage& message) const;
     void remember(const ModelMessage& message);
+    // Counts the blocks `message` left unresolved; true when one is stuck (kStuckBlockMessages).
+    bool block_stuck(const ModelMessage& message);
 
     DeviceId self_;
     model::Mlp& model_;
@@ -211,6 +222,10 @@ private:
     bool catching_up_ = false;
     bool round_waiting_ = false;  // wait_for_link: a round is due, earlier sends in flight
     std::uint32_t unresolved_in_a_row_ = 0;
+    // Per lattice block: the messages in a row that left it unresolved; and the origins of the
+    // last kStuckBlockMessages lattice messages.
+    std::vector<std::uint8_t> unresolved_streak_;
+    std::deque<DeviceId> lattice_origins_;
     std::uint32_t pulls_unanswered_ = 0;  // this catch-up's pulls that timed out
     std::uint32_t pull_refusals_ = 0;     // this catch-up's pulls refused
     std::optional<std::uint64_t> pull_transfer_;

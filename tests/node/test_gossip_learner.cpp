@@ -576,6 +576,64 @@ TEST_CASE("a device that can resolve nobody's lattice messages pulls a model who
     CHECK(std::equal(theirs.begin(), theirs.end(), d.model.parameters().begin()));
 }
 
+TEST_CASE("a device with a block no peer's lattice message resolves pulls a model whole") {
+    // 414 parameters: four lattice blocks. This device agrees with its peers except in the first
+    // block, far beyond the lattice's reach: every message leaves that block unresolved and
+    // resolves the rest, so none is refused, and merges keep the block as it is.
+    const std::vector<std::uint32_t> widths{100, 4, 2};
+    const auto values = [&](std::uint64_t seed) {
+        model::Rng rng(seed);
+        std::vector<float> v(model::parameter_count(widths));
+        for (float& x : v) x = 3.0f + 0.1f * static_cast<float>(rng.normal());
+        return v;
+    };
+    const auto message = [&](std::uint8_t origin, std::uint64_t version, std::vector<float> v) {
+        ModelMessage m = message_from(origin, version, std::move(v), 700);
+        m.widths = widths;
+        return m;
+    };
+    const auto theirs = values(4);
+    ModelEncoder peer_encoder(Encoding::lattice);
+    peer_encoder.observe_peer(theirs, message(9, 1, values(5)));
+    model::Mlp model(widths);
+    GossipLearner learner(device(1), model, lattice_config(), 7);
+    learner.on_start(0us, false);
+    std::ranges::copy(theirs, model.parameters().begin());
+    for (std::size_t i = 0; i < kLatticeBlockValues; ++i) model.parameters()[i] += 50.0f;
+    const std::vector<PeerInfo> peers{{device(2), 500}, {device(3), 600}, {device(4), 700}};
+    learner.on_peers_changed(peers, 0us);
+    learner.take_actions();
+    const auto push = [&](std::uint8_t origin, std::uint64_t version) {
+        return learner.on_model_bytes(
+            device(origin), peer_encoder.encode(message(origin, version, theirs), theirs), 1ms);
+    };
+
+    SUBCASE("from one origin only: that peer may be the one off, no pull") {
+        for (std::uint32_t n = 1; n <= 2 * kStuckBlockMessages; ++n)
+            CHECK(push(2, n) == Received::merged);
+        CHECK(learner.stats().lattice_blocks_unresolved == 2 * kStuckBlockMessages);
+        CHECK(learner.stats().lost_pulls == 0);
+        CHECK(learner.ready_to_train());
+    }
+    SUBCASE("from several origins: its own block is off, it pulls") {
+        for (std::uint32_t n = 1; n <= kStuckBlockMessages; ++n) {
+            CHECK(push(static_cast<std::uint8_t>(2 + n % 3), n) == Received::merged);
+            CHECK(learner.ready_to_train() == (n < kStuckBlockMessages));
+        }
+        CHECK(learner.stats().lattice_blocks_unresolved == kStuckBlockMessages);
+        CHECK(learner.stats().lost_pulls == 1);
+        CHECK(model.parameters()[0] > theirs[0] + 40.0f);  // the merges kept it
+        const auto actions = learner.take_actions();
+        REQUIRE(actions.size() == 1);
+        CHECK(actions[0].kind == ActionKind::request_model);
+        ModelEncoder answer(Encoding::fp32);
+        const auto whole = answer.encode(message(actions[0].peer[0], 9, theirs), theirs);
+        CHECK(learner.on_model_bytes(actions[0].peer, whole, 2ms) == Received::adopted);
+        CHECK(learner.ready_to_train());
+        CHECK(std::equal(theirs.begin(), theirs.end(), model.parameters().begin()));
+    }
+}
+
 TEST_CASE("a lattice cluster answers catch-up pulls in fp32") {
     LatticeDevice d;
     d.learner.on_model_requested(device(2), 0us);
