@@ -63,7 +63,10 @@ capture=""
 if command -v tshark >/dev/null; then
   tshark -i lo -f "udp and net $net.0/24" -F pcap -w "$work/cap.pcap" -q >/dev/null 2>tshark.err &
   pids[tshark]=$!
-  for _ in $(seq 1 100); do grep -q "Capturing on" tshark.err 2>/dev/null && break; sleep 0.2; done
+  # "Capturing on" comes before tshark's dumpcap has the interface open; "Capture started" (and
+  # the file's name) once it has. The nodes' first datagrams carry the certificates decode needs:
+  # started in between (0.7 s on two busy cores), they are not in the capture.
+  for _ in $(seq 1 100); do grep -qE "Capture started|File: " tshark.err 2>/dev/null && break; sleep 0.2; done
   if grep -q "Capturing on" tshark.err 2>/dev/null; then capture=yes
   else skipped "decode: tshark cannot capture on lo here: $(head -c 300 tshark.err)"; fi
 else
