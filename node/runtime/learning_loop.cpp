@@ -137,8 +137,19 @@ void LearningLoop::stop() {
     }
     gossip_wake_.notify_all();
     training_wake_.notify_all();
-    if (training_thread_.joinable()) training_thread_.join();
+    const bool trained = training_thread_.joinable();
+    if (trained) training_thread_.join();
     if (gossip_thread_.joinable()) gossip_thread_.join();
+    if (!trained) return;
+    // Both threads are gone: what the last merges moved goes into the model, and the final
+    // checkpoint, even where a round's copy still held it back or the move came after the
+    // trainer's last step.
+    {
+        std::unique_lock lock(mutex_);
+        snapshot_ready_ = false;
+        take_moves(lock);
+    }
+    save_checkpoint();
 }
 
 void LearningLoop::push_event(Event event) {
@@ -221,7 +232,6 @@ void LearningLoop::run_training() {
         if (options_.before_step) options_.before_step();
         train_one_step(now());
     }
-    save_checkpoint();
 }
 
 void LearningLoop::take_moves(std::unique_lock<std::mutex>& lock) {

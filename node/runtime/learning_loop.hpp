@@ -128,7 +128,8 @@ public:
     LearningLoop& operator=(const LearningLoop&) = delete;
 
     void start();
-    // Asks the thread to stop, joins it, writes a last checkpoint.
+    // Asks both threads to stop, joins them, adds the moves merges left and writes a last
+    // checkpoint.
     void stop();
 
     // ---- Inputs from the network thread (bounded; never block on training). ----
