@@ -96,6 +96,9 @@ int run_train(const TrainArgs& a) {
     if (!widths) return report(widths.error());
     auto kind = model::parse_optimizer_kind(a.optimizer);
     if (!kind) return report(kind.error());
+    if (a.nesterov && *kind != model::OptimizerConfig::Kind::sgd)
+        return report(make_error(ErrorCode::invalid_argument,
+                                 "--nesterov is SGD's momentum; --optimizer is " + a.optimizer));
     auto schedule = model::parse_schedule(a.schedule);
     if (!schedule) return report(schedule.error());
 
@@ -125,6 +128,7 @@ int run_train(const TrainArgs& a) {
     opts.optimizer.learning_rate =
         a.learning_rate.value_or(*kind == model::OptimizerConfig::Kind::sgd ? 0.05f : 1e-3f);
     opts.optimizer.momentum = a.momentum;
+    opts.optimizer.nesterov = a.nesterov;
     opts.optimizer.weight_decay = a.weight_decay;
     auto pacer = make_pacer(a);
     if (!pacer) return report(pacer.error());

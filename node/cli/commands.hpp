@@ -19,6 +19,7 @@ struct TrainArgs {
     std::string optimizer = "sgd";
     std::optional<float> learning_rate;  // default: 0.05 for sgd, 0.001 for adam
     float momentum = 0.9f;
+    bool nesterov = false;  // SGD: each step looks ahead along the momentum
     float weight_decay = 0.0f;
     std::string schedule = "cosine";
     std::uint64_t seed = 1;
@@ -111,6 +112,7 @@ struct NodeArgs {
     std::string merge_momentum = "keep";  // "follow": quasi-global momentum (non-IID clusters)
     float learning_rate = 0.05f;  // SGD's starting rate; the settle schedule takes it to a tenth
     float momentum = 0.9f;
+    bool nesterov = false;  // SGD: each step looks ahead along the momentum
     bool wait_for_link = false;  // a round due with sends still in flight holds training
     std::uint32_t checkpoint_interval_s = 30;
     std::uint32_t eval_interval_s = 10;

@@ -37,6 +37,8 @@ void add_train(CLI::App& app) {
     train->add_option("--momentum", a->momentum, "SGD momentum")
         ->check(CLI::Range(0.0f, 0.999f))
         ->capture_default_str();
+    train->add_flag("--nesterov", a->nesterov,
+                    "SGD with Nesterov's momentum: each step along gradient + momentum x velocity");
     train->add_option("--weight-decay", a->weight_decay, "L2 weight decay")
         ->check(CLI::Range(0.0f, 1.0f))
         ->capture_default_str();
@@ -200,6 +202,8 @@ void add_node(CLI::App& app) {
     node->add_option("--momentum", a->momentum, "SGD momentum")
         ->check(CLI::Range(0.0f, 0.999f))
         ->capture_default_str();
+    node->add_flag("--nesterov", a->nesterov,
+                   "SGD with Nesterov's momentum (not with --merge-momentum follow)");
     node->add_flag("--wait-for-link", a->wait_for_link,
                    "Hold training while a round's models are still on the wire instead of "
                    "skipping the next round (devices whose classes differ: agree more often, "

@@ -124,6 +124,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.train.seed = init_seed_of(p.credentials.cluster) ^ node.certificate().serial;
     options.train.optimizer.learning_rate = a.learning_rate;
     options.train.optimizer.momentum = a.momentum;
+    options.train.optimizer.nesterov = a.nesterov;
     options.train.schedule = model::Schedule::settle;
     options.train.epochs = kSettleEpochs;
     options.train.epoch_examples = train->size();
@@ -191,7 +192,8 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     p.exchange->start();
     p.learning->start();
     std::array<char, 64> sgd{};
-    std::snprintf(sgd.data(), sgd.size(), "lr %g, momentum %g", a.learning_rate, a.momentum);
+    std::snprintf(sgd.data(), sgd.size(), "lr %g, momentum %g%s", a.learning_rate, a.momentum,
+                  a.nesterov ? " (Nesterov)" : "");
     log("training on " + a.data + " (" + a.model + ", " + a.encoding + " on the wire, " +
         sgd.data() + ", merge-momentum " + a.merge_momentum +
         (a.wait_for_link ? ", waits for the link" : "") + "), models over TCP " +

@@ -24,9 +24,10 @@ inline int min_int(int a, int b) { return a < b ? a : b; }
 template <class V, class Load, class Store>
 inline void sgd_update(V g, float* w, float* vel, const SgdStep& st, Load load, Store store) {
     const V wi = load(w);
-    const V vi = V(st.momentum) * load(vel) + (g + V(st.weight_decay) * wi);
+    const V gi = g + V(st.weight_decay) * wi;
+    const V vi = V(st.momentum) * load(vel) + gi;
     store(vel, vi);
-    store(w, wi - V(st.learning_rate) * vi);
+    store(w, wi - V(st.learning_rate) * (st.nesterov ? gi + V(st.momentum) * vi : vi));
 }
 
 template <class V, class Sqrt, class Load, class Store>

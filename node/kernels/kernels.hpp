@@ -29,6 +29,7 @@ struct SgdStep {
     float learning_rate;
     float momentum;      // 0 disables the velocity buffer's effect
     float weight_decay;  // L2, added to the gradient
+    bool nesterov = false;  // step along g + momentum*v (the new v) instead of along v
 };
 
 struct AdamStep {
@@ -81,7 +82,8 @@ struct KernelSet {
     void (*bytes_to_floats)(const std::uint8_t* in, float* out, std::size_t n, float scale);
     // out[j] = sum_i a[i*lda + j] for an m×n matrix (bias gradients).
     void (*column_sums)(const float* a, int m, int n, int lda, float* out);
-    // Fused SGD: v = momentum*v + g + wd*w; w -= lr*v. One pass over the parameters.
+    // Fused SGD: v = momentum*v + g + wd*w; w -= lr*v (Nesterov: lr*(g + wd*w + momentum*v)).
+    // One pass over the parameters.
     void (*sgd)(float* w, float* v, const float* g, std::size_t n, const SgdStep& step);
     // Fused Adam: m, v, w updated in one pass over the parameters.
     void (*adam)(float* w, float* m, float* v, const float* g, std::size_t n,

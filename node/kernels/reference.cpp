@@ -37,7 +37,8 @@ void gemm(const GemmCall& g) {
             if (u.kind == FusedUpdate::Kind::sgd) {
                 const float grad = value + u.sgd.weight_decay * w;
                 u.s1[at] = u.sgd.momentum * u.s1[at] + grad;
-                w -= u.sgd.learning_rate * u.s1[at];
+                w -= u.sgd.learning_rate *
+                     (u.sgd.nesterov ? grad + u.sgd.momentum * u.s1[at] : u.s1[at]);
             } else {
                 const AdamStep& st = u.adam;
                 const float grad = value + st.weight_decay * w;

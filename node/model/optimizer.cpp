@@ -34,7 +34,7 @@ void Optimizer::step(std::span<float> params, std::span<const float> grads, floa
 void Optimizer::begin_step(float learning_rate) {
     ++steps_;
     if (config_.kind == OptimizerConfig::Kind::sgd) {
-        sgd_step_ = {learning_rate, config_.momentum, config_.weight_decay};
+        sgd_step_ = {learning_rate, config_.momentum, config_.weight_decay, config_.nesterov};
         return;
     }
     const double t = static_cast<double>(steps_);
@@ -72,7 +72,7 @@ kernels::FusedUpdate Optimizer::fused(std::span<float> params, std::size_t offse
 
 void Optimizer::follow_move(std::span<const float> before, std::span<const float> after,
                             float learning_rate) {
-    assert(config_.kind == OptimizerConfig::Kind::sgd);
+    assert(config_.kind == OptimizerConfig::Kind::sgd && !config_.nesterov);
     assert(before.size() == state_[0].size() && after.size() == state_[0].size());
     if (learning_rate <= 0.0f) return;
     // The update is w -= lr * v: a move of (after - before) is a velocity of -(after - before)/lr.

@@ -16,6 +16,7 @@ struct OptimizerConfig {
     Kind kind = Kind::sgd;
     float learning_rate = 0.05f;  // Adam's usual value is 1e-3
     float momentum = 0.9f;        // SGD only
+    bool nesterov = false;        // SGD only: each step looks ahead along the momentum
     float weight_decay = 0.0f;    // L2, added to the gradient
     float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam only
 };

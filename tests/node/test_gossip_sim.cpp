@@ -354,6 +354,15 @@ TEST_CASE("training scenario files: the shipped ones parse, errors name file and
     CHECK(bad("training\noptimizer lion\n").starts_with("t.txt:2:"));
     CHECK(bad("training\noptimizer adam\nmomentum_policy follow\n").find("needs optimizer sgd") !=
           std::string::npos);
+    CHECK_FALSE(sc->nesterov);
+    const auto nesterov = parse_training_scenario("training\nnesterov on\n", "t.txt");
+    REQUIRE(nesterov.ok());
+    CHECK(nesterov->nesterov);
+    CHECK(bad("training\nnesterov yes\n").starts_with("t.txt:2:"));
+    CHECK(bad("training\nnesterov on\noptimizer adam\n").find("nesterov needs optimizer sgd") !=
+          std::string::npos);
+    CHECK(bad("training\nnesterov on\nmomentum_policy follow\n").find("needs nesterov off") !=
+          std::string::npos);
     CHECK(bad("training\nserved_average 1.5\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nlattice_margin 0\n").starts_with("t.txt:2:"));
     CHECK(bad("training\nduty 1.5\n").starts_with("t.txt:2:"));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "node/kernels/kernels.hpp"
@@ -124,6 +125,26 @@ TEST_CASE("elementwise kernels match scalar arithmetic") {
             CHECK(v[i] == doctest::Approx(v_ref[i]).epsilon(1e-5));
         }
 
+        // The same with Nesterov's momentum: the step looks ahead along the new velocity
+        auto wn = random_floats(np, rng), vn = random_floats(np, rng);
+        auto wn_ref = wn, vn_ref = vn;
+        auto wh = wn, vh = vn;  // heavy-ball from the same start, which must end elsewhere
+        for (int rep = 0; rep < 2; ++rep) ks->sgd(wh.data(), vh.data(), g.data(), np, st);
+        const SgdStep nst{0.05f, 0.9f, 1e-3f, true};
+        for (int rep = 0; rep < 2; ++rep) {
+            ks->sgd(wn.data(), vn.data(), g.data(), np, nst);
+            for (std::size_t i = 0; i < np; ++i) {
+                const float grad = g[i] + nst.weight_decay * wn_ref[i];
+                vn_ref[i] = nst.momentum * vn_ref[i] + grad;
+                wn_ref[i] -= nst.learning_rate * (grad + nst.momentum * vn_ref[i]);
+            }
+        }
+        for (std::size_t i = 0; i < np; ++i) {
+            CHECK(wn[i] == doctest::Approx(wn_ref[i]).epsilon(1e-5));
+            CHECK(vn[i] == doctest::Approx(vn_ref[i]).epsilon(1e-5));
+            CHECK(wn[i] != doctest::Approx(wh[i]).epsilon(1e-4));
+        }
+
         // Adam, one step from zero moments moves each weight by about lr against the gradient
         auto wa = random_floats(np, rng);
         const auto wa0 = wa;
@@ -153,7 +174,9 @@ TEST_CASE("levels parse, print and can be forced down") {
 TEST_CASE("a fused optimizer update equals computing the gradient, then stepping") {
     std::mt19937 rng(31);
     for (const KernelSet* ks : runnable_sets()) {
-        for (auto kind : {FusedUpdate::Kind::sgd, FusedUpdate::Kind::adam}) {
+        for (const auto& [kind, nesterov] :
+             {std::pair{FusedUpdate::Kind::sgd, false}, std::pair{FusedUpdate::Kind::sgd, true},
+              std::pair{FusedUpdate::Kind::adam, false}}) {
             // K = 300 > one 256-deep slice, so partial sums pass through C on the way.
             for (int k : {7, 64, 300}) {
                 const int m = 29, n = 37;
@@ -168,6 +191,7 @@ TEST_CASE("a fused optimizer update equals computing the gradient, then stepping
 
                 FusedUpdate u{kind, w.data(), s1.data(), s2.data(), {0.05f, 0.9f, 1e-3f},
                               {1e-2f, 0.9f, 0.999f, 1e-8f, 1e-3f, 0.19f, 0.002f}};
+                u.sgd.nesterov = nesterov;
                 FusedUpdate u_ref = u;
                 u_ref.w = w_ref.data(), u_ref.s1 = s1_ref.data(), u_ref.s2 = s2_ref.data();
                 GemmCall call{Trans::yes, Trans::no, m, n, k, a.data(), m, b.data(), n,
@@ -177,7 +201,7 @@ TEST_CASE("a fused optimizer update equals computing the gradient, then stepping
                 call.c = c_ref.data();
                 call.update = &u_ref;
                 reference::gemm(call);
-                INFO("level=" << to_string(ks->level) << " k=" << k);
+                INFO("level=" << to_string(ks->level) << " k=" << k << " nesterov=" << nesterov);
                 for (std::size_t i = 0; i < size; ++i) {
                     REQUIRE(w[i] == doctest::Approx(w_ref[i]).epsilon(1e-4).scale(1.0));
                     REQUIRE(s1[i] == doctest::Approx(s1_ref[i]).epsilon(1e-4).scale(1.0));

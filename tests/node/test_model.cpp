@@ -195,6 +195,17 @@ TEST_CASE("a merge's move joins the velocity: the next steps replay it, decaying
               doctest::Approx(kind == OptimizerConfig::Kind::sgd ? -(1.0f - 0.9f) / 0.5f : 0.0f));
         CHECK(c.optimizer_state[0][1] == 0.0f);
     }
+    // Nesterov's step is not the velocity alone, so its velocity is not steered either.
+    Mlp mlp({4, 2});
+    mlp.init_he(5);
+    TrainOptions opts;
+    opts.optimizer.nesterov = true;
+    opts.optimizer.learning_rate = 0.5f;
+    Trainer trainer(mlp, opts);
+    const std::vector<float> start(mlp.parameters().begin(), mlp.parameters().end());
+    mlp.parameters()[0] += 1.0f;
+    CHECK_FALSE(trainer.follow_move(start));
+    CHECK(trainer.checkpoint().optimizer_state[0][0] == 0.0f);
 }
 
 TEST_CASE("a running average follows its share of the way") {

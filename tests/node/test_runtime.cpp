@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <utility>
 #include <variant>
 
 #include "crypto/cluster.hpp"
@@ -264,21 +265,23 @@ TEST_CASE("a learning loop whose momentum follows merges needs SGD") {
     train.bytes = std::vector<std::uint8_t>(16, 128);
     FakeClock clock;
     using Kind = model::OptimizerConfig::Kind;
-    for (const auto kind : {Kind::sgd, Kind::adam}) {
+    for (const auto& [kind, nesterov] :
+         {std::pair{Kind::sgd, false}, std::pair{Kind::adam, false}, std::pair{Kind::sgd, true}}) {
         LearningOptions options;
         options.widths = {4, 3, 2};
         options.train.batch = 2;
         options.train.optimizer.kind = kind;
+        options.train.optimizer.nesterov = nesterov;
         options.momentum_follows_merges = true;
         options.holdout_rows = 0;
         auto loop =
             LearningLoop::create(crypto::DeviceId{1}, train, std::nullopt, options, clock, {}, {});
-        if (kind == Kind::sgd) {
+        if (kind == Kind::sgd && !nesterov) {
             CHECK(loop.ok());
         } else {
             REQUIRE_FALSE(loop.ok());
             CHECK(loop.error().code == ErrorCode::invalid_argument);
-            CHECK(loop.error().message.find("SGD") != std::string::npos);
+            CHECK(loop.error().message.find(nesterov ? "Nesterov" : "SGD") != std::string::npos);
         }
     }
 }

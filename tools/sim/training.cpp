@@ -91,6 +91,7 @@ void Simulation::start_device(Device& d, bool catch_up) {
     model::OptimizerConfig oc;
     oc.learning_rate = sc_.learning_rate;
     oc.momentum = sc_.momentum;
+    oc.nesterov = sc_.nesterov;
     oc.weight_decay = sc_.weight_decay;
     oc.kind = sc_.optimizer;
     d.optimizer = std::make_unique<model::Optimizer>(oc, d.model->parameters().size());

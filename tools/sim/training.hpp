@@ -44,6 +44,7 @@ struct TrainingScenario {
     int batch = 32;
     float learning_rate = 0.05f;
     float momentum = 0.9f;
+    bool nesterov = false;                // SGD steps along g + momentum*v (Nesterov)
     float weight_decay = 0.0f;            // L2, added to the gradient
     bool cosine = true;                   // cosine decay over the device's horizon
     MomentumPolicy momentum_policy = MomentumPolicy::keep;

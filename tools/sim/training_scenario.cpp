@@ -102,6 +102,7 @@ struct Parser {
         else if (key == "batch") { if (!whole(value, n) || n == 0 || n > 1024) return bad(); sc.batch = static_cast<int>(n); }
         else if (key == "lr") { if (!number(value, x) || x <= 0) return bad(); sc.learning_rate = static_cast<float>(x); }
         else if (key == "momentum") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.momentum = static_cast<float>(x); }
+        else if (key == "nesterov") { if (value == "on") sc.nesterov = true; else if (value == "off") sc.nesterov = false; else return bad(); }
         else if (key == "weight_decay") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.weight_decay = static_cast<float>(x); }
         else if (key == "schedule") { if (value == "cosine") sc.cosine = true; else if (value == "constant") sc.cosine = false; else return bad(); }
         else if (key == "served_average") { if (!number(value, x) || x < 0 || x > 1) return bad(); sc.served_average = static_cast<float>(x); }
@@ -218,6 +219,13 @@ Result<TrainingScenario> parse_training_scenario(std::string_view text, std::str
         p.sc.momentum_policy == MomentumPolicy::follow)
         return make_error(ErrorCode::invalid_argument,
                           p.name + ": momentum_policy follow needs optimizer sgd");
+    if (p.sc.nesterov && p.sc.momentum_policy == MomentumPolicy::follow)
+        return make_error(ErrorCode::invalid_argument,
+                          p.name + ": momentum_policy follow needs nesterov off (its step is "
+                                   "not the velocity alone)");
+    if (p.sc.nesterov && p.sc.optimizer != model::OptimizerConfig::Kind::sgd)
+        return make_error(ErrorCode::invalid_argument,
+                          p.name + ": nesterov needs optimizer sgd");
     std::stable_sort(p.sc.events.begin(), p.sc.events.end(),
                      [](const TrainingEvent& a, const TrainingEvent& b) { return a.at < b.at; });
     return p.sc;
@@ -266,6 +274,7 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  std::string(gossip::to_string(sc.learner.encoding)).c_str(), sc.learner.fanout,
                  std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs,
                  static_cast<double>(sc.served_average), to_string(sc.momentum_policy));
+    if (sc.nesterov) std::fprintf(out, "optimizer sgd with Nesterov momentum\n");
     if (sc.optimizer != model::OptimizerConfig::Kind::sgd)
         std::fprintf(out, "optimizer %s at lr %g\n",
                      std::string(model::to_string(sc.optimizer)).c_str(),
