@@ -72,7 +72,7 @@ kernels::FusedUpdate Optimizer::fused(std::span<float> params, std::size_t offse
 
 void Optimizer::follow_move(std::span<const float> before, std::span<const float> after,
                             float learning_rate) {
-    assert(config_.kind == OptimizerConfig::Kind::sgd && !config_.nesterov);
+    assert(velocity_follows_moves(config_));
     assert(before.size() == state_[0].size() && after.size() == state_[0].size());
     if (learning_rate <= 0.0f) return;
     // The update is w -= lr * v: a move of (after - before) is a velocity of -(after - before)/lr.

@@ -21,6 +21,12 @@ struct OptimizerConfig {
     float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam only
 };
 
+// Whether a merge's move can join the velocity (Optimizer::follow_move): only heavy-ball SGD's
+// step is lr x v; Adam keeps no velocity, and Nesterov's step adds the gradient to it.
+constexpr bool velocity_follows_moves(const OptimizerConfig& config) noexcept {
+    return config.kind == OptimizerConfig::Kind::sgd && !config.nesterov;
+}
+
 Result<OptimizerConfig::Kind> parse_optimizer_kind(std::string_view name);
 std::string_view to_string(OptimizerConfig::Kind kind) noexcept;
 

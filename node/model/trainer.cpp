@@ -124,8 +124,7 @@ BatchStats Trainer::step(const data::Dataset& ds, std::span<const std::uint32_t>
 }
 
 bool Trainer::follow_move(std::span<const float> before) {
-    if (options_.optimizer.kind != OptimizerConfig::Kind::sgd || options_.optimizer.nesterov)
-        return false;
+    if (!velocity_follows_moves(options_.optimizer)) return false;
     optimizer_.follow_move(before, model_.parameters(), current_learning_rate());
     return true;
 }

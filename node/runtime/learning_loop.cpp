@@ -89,8 +89,7 @@ Result<std::unique_ptr<LearningLoop>> LearningLoop::create(
     if (test && test->features != train.features)
         return make_error(ErrorCode::invalid_argument, "the test set's features differ from the data's");
     if (options.momentum_follows_merges &&
-        (options.train.optimizer.kind != model::OptimizerConfig::Kind::sgd ||
-         options.train.optimizer.nesterov))
+        !model::velocity_follows_moves(options.train.optimizer))
         return make_error(ErrorCode::invalid_argument,
                           "momentum that follows merges needs plain SGD momentum (Adam keeps no "
                           "velocity; Nesterov's step is not the velocity alone)");
