@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -211,18 +212,28 @@ Status write_csv(const Dataset& ds, const ByteSink& sink) {
     std::vector<std::uint8_t> chunk;
     chunk.reserve(kWriteChunkBytes + 64);
     std::array<char, 64> text{};
-    const auto put = [&](const auto& value, char after) {
-        const auto [end, ec] = std::to_chars(text.data(), text.data() + text.size() - 1, value);
-        char* tail = end;
-        *tail++ = after;
-        chunk.insert(chunk.end(), text.data(), tail);
-        (void)ec;  // 63 characters always hold a float or a byte in shortest form
+    const auto put = [&](std::string_view written, char after) {
+        chunk.insert(chunk.end(), written.begin(), written.end());
+        chunk.push_back(static_cast<std::uint8_t>(after));
+    };
+    // A float as 6 significant digits when they read back exactly (most data), else 9 (which
+    // always do). Not std::to_chars' shortest form: its floating-point tables alone are ~110 KB
+    // of the static binary's 4 MB budget.
+    const auto number = [&](float value) {
+        int n = std::snprintf(text.data(), text.size(), "%.6g", static_cast<double>(value));
+        if (std::strtof(text.data(), nullptr) != value && !std::isnan(value))
+            n = std::snprintf(text.data(), text.size(), "%.9g", static_cast<double>(value));
+        return std::string_view(text.data(), static_cast<std::size_t>(n));
     };
     for (std::size_t row = 0; row < ds.size(); ++row) {
-        put(unsigned{ds.labels[row]}, ds.features == 0 ? '\n' : ',');
+        const auto [end, ec] = std::to_chars(text.data(), text.data() + text.size(),
+                                             unsigned{ds.labels[row]});
+        (void)ec;  // 64 characters hold any label
+        put(std::string_view(text.data(), static_cast<std::size_t>(end - text.data())),
+            ds.features == 0 ? '\n' : ',');
         const float* values = ds.values.data() + row * ds.features;
         for (std::uint32_t f = 0; f < ds.features; ++f)
-            put(values[f], f + 1 == ds.features ? '\n' : ',');
+            put(number(values[f]), f + 1 == ds.features ? '\n' : ',');
         if (chunk.size() >= kWriteChunkBytes) {
             if (Status st = sink(chunk); !st) return st;
             chunk.clear();

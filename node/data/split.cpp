@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 
 #include "node/data/limits.hpp"
@@ -235,9 +237,14 @@ std::string to_string(const SplitScheme& scheme) {
         case SplitScheme::classes:
             return "classes:" + std::to_string(scheme.classes_per_node);
         case SplitScheme::dirichlet: {
-            char text[32];
-            const auto [end, ec] = std::to_chars(text, text + sizeof text, scheme.alpha);
-            return "dirichlet:" + std::string(text, ec == std::errc() ? end : text);
+            // The fewest significant digits that read back as alpha. Not std::to_chars: its
+            // floating-point tables alone are ~110 KB of the static binary's 4 MB budget.
+            char text[32] = "";
+            for (int digits = 1; digits <= 17; ++digits) {
+                std::snprintf(text, sizeof text, "%.*g", digits, scheme.alpha);
+                if (std::strtod(text, nullptr) == scheme.alpha) break;
+            }
+            return "dirichlet:" + std::string(text);
         }
     }
     return "unknown";

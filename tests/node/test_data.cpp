@@ -377,7 +377,7 @@ TEST_CASE("save_dir then load_dir gives back the same dataset, bytes and floats"
         Result<Dataset> f = load_dir(dir / "f" / "nested", split);
         REQUIRE_MESSAGE(f.ok(), f.error().message);
         CHECK(f->labels == floats.labels);
-        CHECK(f->values == floats.values);  // shortest round-trip text is exact
+        CHECK(f->values == floats.values);  // the text reads back exactly
         CHECK(f->classes == 5);
     }
     CHECK(fs::exists(dir / "b" / "t10k-images-idx3-ubyte"));
