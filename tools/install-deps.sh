@@ -11,7 +11,7 @@ packages=(
   libasio-dev libsodium-dev
   libflatbuffers-dev flatbuffers-compiler
   libxtensor-dev libxsimd-dev xtl-dev
-  doctest-dev zlib1g-dev libcli11-dev libtomlplusplus-dev
+  doctest-dev zlib1g-dev libzstd-dev libcli11-dev libtomlplusplus-dev
   dataset-fashion-mnist
   qemu-user
   clang libclang-rt-14-dev

@@ -106,6 +106,7 @@ struct NodeArgs {
     std::string test;
     std::string model = "mlp";
     std::string encoding = "int8";  // 0.25x the bytes of fp32 at no measured accuracy cost
+    std::string compress = "none";  // "zstd": a lossless pass over each model's payload
     std::uint32_t fanout = 2;
     std::uint32_t round_samples = 600;  // local samples between rounds
     std::uint32_t round_interval_ms = 200;  // and at least this long

@@ -178,6 +178,11 @@ void add_node(CLI::App& app) {
                      "Models on the wire: fp32, fp16, int8 or int4 (blockwise, error feedback), "
                      "or lattice (4 bits resolved against the receiver's own model)")
         ->capture_default_str();
+    node->add_option("--compress", a->compress,
+                     "none, or zstd: a lossless pass over each model (int8 and int4 shrink; "
+                     "lattice residues hardly do, and go as they are)")
+        ->check(CLI::IsMember({"none", "zstd"}))
+        ->capture_default_str();
     node->add_option("--fanout", a->fanout, "Peers each round's model goes to")
         ->check(CLI::Range(1u, kMaxNodeFanout))
         ->capture_default_str();

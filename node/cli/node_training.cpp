@@ -109,6 +109,10 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
         return make_error(ErrorCode::invalid_argument,
                           "--encoding '" + a.encoding +
                               "': expected fp32, fp16, int8, int4 or lattice");
+    gossip::Compression compression{};
+    if (!gossip::parse_compression(a.compress, compression))
+        return make_error(ErrorCode::invalid_argument,
+                          "--compress '" + a.compress + "': expected none or zstd");
     Result<data::Dataset> train = data::load_dir(a.data, data::Split::train);
     if (!train) return train.error();
     Result<std::optional<data::Dataset>> test = load_test(a);
@@ -130,6 +134,7 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     options.train.epoch_examples = train->size();
     options.init_seed = init_seed_of(p.credentials.cluster);
     options.learner.encoding = encoding;
+    options.learner.compression = compression;
     options.learner.fanout = a.fanout;
     options.learner.samples_per_round = a.round_samples;
     options.report_interval = std::chrono::milliseconds(a.round_interval_ms);
@@ -194,7 +199,8 @@ Result<std::unique_ptr<NodeTraining>> start_training(const NodeSettings& setting
     std::array<char, 64> sgd{};
     std::snprintf(sgd.data(), sgd.size(), "lr %g, momentum %g%s", a.learning_rate, a.momentum,
                   a.nesterov ? " (Nesterov)" : "");
-    log("training on " + a.data + " (" + a.model + ", " + a.encoding + " on the wire, " +
+    log("training on " + a.data + " (" + a.model + ", " + a.encoding +
+        (compression == gossip::Compression::none ? "" : "+" + a.compress) + " on the wire, " +
         sgd.data() + ", merge-momentum " + a.merge_momentum +
         (a.wait_for_link ? ", waits for the link" : "") + "), models over TCP " +
         listen.bind.to_string());

@@ -19,7 +19,7 @@ GossipLearner::GossipLearner(DeviceId self, model::Mlp& model, LearnerConfig con
       config_(config),
       rng_(seed),
       merger_(config.merge),
-      encoder_(config.encoding, config.error_feedback, config.lattice_margin) {
+      encoder_(config.encoding, config.error_feedback, config.lattice_margin, config.compression) {
     config_.fanout = std::clamp<std::uint32_t>(config_.fanout, 1, kMaxFanout);
     config_.max_concurrent_sends = std::max<std::uint32_t>(config_.max_concurrent_sends, 1);
     config_.samples_per_round = std::max<std::uint64_t>(config_.samples_per_round, 1);
@@ -136,17 +136,25 @@ bool GossipLearner::model_finite() const noexcept {
 
 std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_current() {
     ++version_;
-    return std::make_shared<const std::vector<std::uint8_t>>(
-        encoder_.encode(header(), model_.parameters()));
+    return encode_with(encoder_);
 }
 
 std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_answer() {
     if (config_.encoding != Encoding::lattice) return encode_current();
     // The asker is catching up: it has no model near ours to resolve a lattice against.
     ++version_;
-    ModelEncoder whole(Encoding::fp32);
-    return std::make_shared<const std::vector<std::uint8_t>>(
-        whole.encode(header(), model_.parameters()));
+    ModelEncoder whole(Encoding::fp32, false, kDefaultLatticeMargin, config_.compression);
+    return encode_with(whole);
+}
+
+std::shared_ptr<const std::vector<std::uint8_t>> GossipLearner::encode_with(ModelEncoder& encoder) {
+    const std::uint64_t compressed = encoder.messages_compressed();
+    const std::uint64_t failures = encoder.compression_failures();
+    auto bytes = std::make_shared<const std::vector<std::uint8_t>>(
+        encoder.encode(header(), model_.parameters()));
+    stats_.messages_compressed += encoder.messages_compressed() - compressed;
+    stats_.compression_failures += encoder.compression_failures() - failures;
+    return bytes;
 }
 
 void GossipLearner::start_round(Time) {
@@ -266,6 +274,7 @@ Received GossipLearner::on_model_bytes(const DeviceId& from, std::span<const std
             on_request_failed(*pull_transfer_, now);
         return Received::refused;
     }
+    if (received_.compressed) ++stats_.models_received_compressed;
     return on_model(from, received_, now);
 }
 

@@ -58,6 +58,7 @@ struct LearnerConfig {
     bool wait_for_link = false;
     std::uint32_t max_concurrent_sends = 4; // link budget: transfers in flight at once
     Encoding encoding = Encoding::fp32;
+    Compression compression = Compression::none;  // of every model this learner sends
     bool error_feedback = true;             // fp16, int8, int4, lattice
     float lattice_margin = kDefaultLatticeMargin;  // lattice: step in eighths of peers' distance
     MergeConfig merge;
@@ -101,6 +102,11 @@ struct LearnerStats {
     std::uint64_t rounds_waited = 0;  // wait_for_link: rounds that held training for the link
     std::uint64_t sends_skipped_not_finite = 0;  // a round or answer withheld: NaN/Inf in the model
     std::uint64_t bytes_sent = 0;            // of sends started
+    // Compression::zstd: messages encoded compressed (a round's, once for all its peers), and
+    // those zstd failed on (sent uncompressed); received models that came compressed.
+    std::uint64_t messages_compressed = 0;
+    std::uint64_t compression_failures = 0;
+    std::uint64_t models_received_compressed = 0;
     std::uint64_t models_received = 0;
     std::uint64_t models_merged = 0;
     std::uint64_t models_adopted = 0;
@@ -184,6 +190,8 @@ private:
     void start_send(const DeviceId& peer, std::shared_ptr<const std::vector<std::uint8_t>> bytes);
     std::shared_ptr<const std::vector<std::uint8_t>> encode_current();
     std::shared_ptr<const std::vector<std::uint8_t>> encode_answer();  // for a catch-up pull
+    // The model, now, by `encoder`; its compression counted in the stats.
+    std::shared_ptr<const std::vector<std::uint8_t>> encode_with(ModelEncoder& encoder);
     bool model_finite() const noexcept;
     void send_pull(Time now);
     void pump_answers();

@@ -1,6 +1,7 @@
 #include "node/gossip/model_wire.hpp"
 
 #include <flatbuffers/flatbuffers.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <bit>
@@ -8,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <new>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -440,6 +443,24 @@ bool parse_encoding(std::string_view text, Encoding& out) noexcept {
     return false;
 }
 
+std::string_view to_string(Compression compression) noexcept {
+    switch (compression) {
+    case Compression::none: return "none";
+    case Compression::zstd: return "zstd";
+    }
+    return "?";
+}
+
+bool parse_compression(std::string_view text, Compression& out) noexcept {
+    for (const Compression c : {Compression::none, Compression::zstd}) {
+        if (text == to_string(c)) {
+            out = c;
+            return true;
+        }
+    }
+    return false;
+}
+
 std::string_view to_string(Refusal refusal) noexcept {
     switch (refusal) {
     case Refusal::too_large: return "too_large";
@@ -510,8 +531,34 @@ float half_to_float(std::uint16_t half) noexcept {
     return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
 
-ModelEncoder::ModelEncoder(Encoding encoding, bool error_feedback, float lattice_margin)
-    : encoding_(encoding), error_feedback_(error_feedback), lattice_margin_(lattice_margin) {}
+// zstd's level 1: its entropy stage is what shrinks quantised values (they repeat little), and
+// the higher levels' longer match searches find next to nothing more in them.
+constexpr int kZstdLevel = 1;
+
+struct ModelEncoder::Zstd {
+    Zstd() : context(ZSTD_createCCtx()) {
+        if (context == nullptr) throw std::bad_alloc();
+    }
+    ~Zstd() { ZSTD_freeCCtx(context); }
+    Zstd(const Zstd&) = delete;
+    Zstd& operator=(const Zstd&) = delete;
+
+    ZSTD_CCtx* context;
+    std::vector<std::uint8_t> encoded;  // the payload before compression
+    std::vector<std::uint8_t> frame;
+};
+
+ModelEncoder::ModelEncoder(Encoding encoding, bool error_feedback, float lattice_margin,
+                           Compression compression)
+    : encoding_(encoding),
+      error_feedback_(error_feedback),
+      lattice_margin_(lattice_margin),
+      compression_(compression),
+      zstd_(compression == Compression::zstd ? std::make_unique<Zstd>() : nullptr) {}
+
+ModelEncoder::~ModelEncoder() = default;
+ModelEncoder::ModelEncoder(ModelEncoder&&) noexcept = default;
+ModelEncoder& ModelEncoder::operator=(ModelEncoder&&) noexcept = default;
 
 void ModelEncoder::observe_peer(std::span<const float> local, const ModelMessage& peer) {
     const std::size_t n = peer.parameters.size();
@@ -555,15 +602,37 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
             ? Encoding::int8
             : encoding_;
     flatbuffers::FlatBufferBuilder fbb(encoded_size_estimate(encoding, n, header.widths.size()));
+    // Uncompressed, the values are quantised straight into the message; compressed, into a
+    // buffer the frame is made from, sent instead only when it is smaller.
     std::uint8_t* payload = nullptr;
-    const auto payload_offset =
-        fbb.CreateUninitializedVector(payload_bytes(encoding, n), &payload);
+    flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_offset;
+    if (zstd_) {
+        zstd_->encoded.resize(payload_bytes(encoding, n));
+        payload = zstd_->encoded.data();
+    } else {
+        payload_offset = fbb.CreateUninitializedVector(payload_bytes(encoding, n), &payload);
+    }
     std::vector<float> scales;
     std::vector<std::uint16_t> checks;
     if (encoding == Encoding::lattice)
         quantise_lattice(staging, spread_, lattice_margin_, payload, scales, checks);
     else
         quantise(encoding, staging, payload, scales);
+    bool compressed = false;
+    if (zstd_) {
+        const std::vector<std::uint8_t>& encoded = zstd_->encoded;
+        zstd_->frame.resize(ZSTD_compressBound(encoded.size()));
+        const std::size_t size =
+            ZSTD_compressCCtx(zstd_->context, zstd_->frame.data(), zstd_->frame.size(),
+                              encoded.data(), encoded.size(), kZstdLevel);
+        // Compressing a buffer of known size into one of compressBound's size fails only when
+        // memory runs out; the message then goes uncompressed, counted.
+        if (ZSTD_isError(size)) ++compression_failures_;
+        compressed = !ZSTD_isError(size) && size < encoded.size();
+        if (compressed) ++compressed_;
+        payload_offset = compressed ? fbb.CreateVector(zstd_->frame.data(), size)
+                                    : fbb.CreateVector(encoded);
+    }
 
     const auto scales_offset = block_values(encoding) != 0
                                    ? fbb.CreateVector(scales)
@@ -574,11 +643,59 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
     const auto origin = fbb.CreateVector(header.origin.data(), header.origin.size());
     const auto widths = fbb.CreateVector(header.widths);
     const auto root = wire::CreateModelMessage(
-        fbb, kModelFormatVersion, origin, header.version, header.samples_seen, header.mass, widths,
-        to_wire(encoding), block_values(encoding), scales_offset, payload_offset, checks_offset);
+        fbb, compressed ? kModelFormatVersion : kUncompressedFormatVersion, origin, header.version,
+        header.samples_seen, header.mass, widths, to_wire(encoding), block_values(encoding),
+        scales_offset, payload_offset, checks_offset,
+        compressed ? wire::PayloadCompression::zstd : wire::PayloadCompression::none);
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
+
+namespace {
+
+// One decompression context per thread that decodes (a gossip thread, a test), made on first use.
+ZSTD_DCtx* decompression_context() {
+    thread_local const std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> context(
+        ZSTD_createDCtx(), &ZSTD_freeDCtx);
+    return context.get();
+}
+
+// A zstd payload into `out`: one frame, nothing after it, declaring exactly `expected` bytes and
+// holding them. The output buffer is the bound: a frame cannot make the receiver allocate more.
+std::optional<ModelRefusal> decompress(std::span<const std::uint8_t> frame, std::size_t expected,
+                                       std::vector<std::uint8_t>& out) {
+    const std::size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+    if (ZSTD_isError(frame_size))
+        return refuse(Refusal::malformed,
+                      std::string("zstd payload: ") + ZSTD_getErrorName(frame_size));
+    if (frame_size != frame.size())
+        return refuse(Refusal::malformed, "zstd payload: " +
+                                              std::to_string(frame.size() - frame_size) +
+                                              " bytes after its frame");
+    const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+    if (declared != expected) {
+        const bool sized =
+            declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR;
+        return refuse(Refusal::size_mismatch,
+                      "zstd payload declares " +
+                          (sized ? std::to_string(declared) + " bytes" : std::string("no size")) +
+                          ", the widths need " + std::to_string(expected));
+    }
+    ZSTD_DCtx* context = decompression_context();
+    if (context == nullptr) return refuse(Refusal::malformed, "zstd payload: out of memory");
+    out.resize(expected);
+    const std::size_t size =
+        ZSTD_decompressDCtx(context, out.data(), out.size(), frame.data(), frame.size());
+    if (ZSTD_isError(size))
+        return refuse(Refusal::malformed, std::string("zstd payload: ") + ZSTD_getErrorName(size));
+    if (size != expected)
+        return refuse(Refusal::size_mismatch, "zstd payload holds " + std::to_string(size) +
+                                                  " bytes, the widths need " +
+                                                  std::to_string(expected));
+    return std::nullopt;
+}
+
+}  // namespace
 
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                           std::span<const std::uint32_t> expected_widths,
@@ -646,14 +763,6 @@ std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> byte
                       std::string(to_string(encoding)) + " blocks of " +
                           std::to_string(root.block_values()) + " values, expected " +
                           std::to_string(block_values(encoding)));
-    if (root.payload()->size() != payload_bytes(encoding, n))
-        return refuse(Refusal::size_mismatch,
-                      "payload of " + std::to_string(root.payload()->size()) + " bytes for " +
-                          std::to_string(n) + " " + std::string(to_string(encoding)) + " values");
-    const auto& received = *root.payload();
-    if ((encoding == Encoding::int4 || encoding == Encoding::lattice) && n % 2 == 1 &&
-        (received.Get(received.size() - 1) >> 4) != 0)
-        return refuse(Refusal::bad_encoding, "padding nibble is not 0");
     const std::size_t want_scales = blocks_for(encoding, n);
     if (scale_count != want_scales)
         return refuse(Refusal::size_mismatch, std::to_string(scale_count) + " scales, expected " +
@@ -672,6 +781,29 @@ std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> byte
         return refuse(Refusal::not_finite, "mass is not finite");
     if (root.mass() <= 0.0)
         return refuse(Refusal::bad_mass, "mass " + std::to_string(root.mass()));
+    // The payload last: a compressed one costs a pass to open.
+    std::span<const std::uint8_t> received(root.payload()->data(), root.payload()->size());
+    message.compressed = false;
+    switch (root.compression()) {
+    case wire::PayloadCompression::none: break;
+    case wire::PayloadCompression::zstd:
+        if (auto refusal = decompress(received, payload_bytes(encoding, n),
+                                      message.payload_scratch))
+            return refusal;
+        received = message.payload_scratch;
+        message.compressed = true;
+        break;
+    default:
+        return refuse(Refusal::bad_encoding,
+                      "compression " + std::to_string(static_cast<unsigned>(root.compression())));
+    }
+    if (received.size() != payload_bytes(encoding, n))
+        return refuse(Refusal::size_mismatch,
+                      "payload of " + std::to_string(received.size()) + " bytes for " +
+                          std::to_string(n) + " " + std::string(to_string(encoding)) + " values");
+    if ((encoding == Encoding::int4 || encoding == Encoding::lattice) && n % 2 == 1 &&
+        (received.back() >> 4) != 0)
+        return refuse(Refusal::bad_encoding, "padding nibble is not 0");
 
     std::copy(root.origin()->begin(), root.origin()->end(), message.origin.begin());
     message.version = root.version();
@@ -681,7 +813,7 @@ std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> byte
     message.parameters.resize(n);  // every value is written below
     message.lattice_blocks = 0;
     message.unresolved_blocks.clear();
-    const std::uint8_t* payload = root.payload()->data();
+    const std::uint8_t* payload = received.data();
     switch (encoding) {
     case Encoding::fp32:
         std::memcpy(message.parameters.data(), payload, n * sizeof(float));

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,9 +21,11 @@ namespace starling::gossip {
 
 using crypto::DeviceId;
 
-// The model message layout this build writes (and the newest it reads). 2: the lattice blocks'
-// checks are weighted sums (version 1's hash chains are still read).
-inline constexpr std::uint16_t kModelFormatVersion = 2;
+// The newest model message layout this build reads. 2: the lattice blocks' checks are weighted
+// sums (version 1's hash chains are still read). 3: the payload may be zstd-compressed; only
+// such messages are written as 3, so peers a release behind still read every other one.
+inline constexpr std::uint16_t kModelFormatVersion = 3;
+inline constexpr std::uint16_t kUncompressedFormatVersion = 2;
 
 // Values sharing one int8 scale: small enough that one large weight does not flatten its block,
 // large enough that the fp32 scales add ~1.6% to the int8 payload.
@@ -57,6 +60,14 @@ std::string_view to_string(Encoding encoding) noexcept;
 // "fp32", "fp16", "int8", "int4" or "lattice"; false for anything else.
 bool parse_encoding(std::string_view text, Encoding& out) noexcept;
 
+// A lossless pass over the encoded payload, chosen per cluster. zstd's entropy coder takes
+// what the quantised values leave (int8 and int4 levels cluster near zero); the lattice's
+// residues are near uniform, so a message stays uncompressed whenever zstd would not shrink it.
+enum class Compression : std::uint8_t { none, zstd };
+std::string_view to_string(Compression compression) noexcept;
+// "none" or "zstd"; false for anything else.
+bool parse_compression(std::string_view text, Compression& out) noexcept;
+
 // Bytes of a message carrying `parameters` values in `encoding`, widths of `layers + 1` entries.
 std::size_t encoded_size_estimate(Encoding encoding, std::size_t parameters, std::size_t layers);
 
@@ -72,6 +83,9 @@ struct ModelMessage {
     // local values stand in for them; a merge leaves them as they are).
     std::uint32_t lattice_blocks = 0;
     std::vector<std::uint32_t> unresolved_blocks;
+    bool compressed = false;  // the payload came as a zstd frame
+    // decode_model_into's buffer for a compressed payload, reused like `parameters`.
+    std::vector<std::uint8_t> payload_scratch;
 };
 
 // Why a received model was not used: each one is counted by the learner.
@@ -81,8 +95,10 @@ enum class Refusal : std::uint8_t {
     unsupported_version,  // a format version newer than kModelFormatVersion
     bad_origin,           // origin is not kDeviceIdBytes long
     wrong_widths,         // not the local model's architecture
-    bad_encoding,         // unknown encoding, a block size other than the encoding's, padding != 0
-    size_mismatch,        // payload or scales do not hold exactly the widths' parameters
+    bad_encoding,         // unknown encoding or compression, a block size other than the
+                          // encoding's, padding != 0
+    size_mismatch,        // payload or scales do not hold exactly the widths' parameters (a
+                          // zstd payload: its frame, or what it decompresses to)
     not_finite,           // NaN or Inf in a value, a scale or the mass
     bad_mass,             // push-sum mass <= 0
     duplicate,            // same origin and a version already merged (learner)
@@ -119,9 +135,14 @@ std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> byte
 class ModelEncoder {
 public:
     explicit ModelEncoder(Encoding encoding, bool error_feedback = true,
-                          float lattice_margin = kDefaultLatticeMargin);
+                          float lattice_margin = kDefaultLatticeMargin,
+                          Compression compression = Compression::none);
+    ~ModelEncoder();
+    ModelEncoder(ModelEncoder&&) noexcept;
+    ModelEncoder& operator=(ModelEncoder&&) noexcept;
 
     Encoding encoding() const noexcept { return encoding_; }
+    Compression compression() const noexcept { return compression_; }
 
     // The message for `header` (origin, version, samples, mass, widths) with `parameters` as
     // its values; parameters.size() must equal the widths' parameter count (a bug otherwise).
@@ -135,10 +156,21 @@ public:
     // Forgets the carried error (e.g. after the local model was replaced by a pulled one).
     void reset() noexcept { residual_.clear(); }
 
+    // Compression::zstd: messages sent compressed, and those zstd failed on (out of memory; they
+    // went uncompressed). A message zstd would not shrink is neither.
+    std::uint64_t messages_compressed() const noexcept { return compressed_; }
+    std::uint64_t compression_failures() const noexcept { return compression_failures_; }
+
 private:
+    struct Zstd;  // the compression context and buffers, reused from message to message
+
     Encoding encoding_;
     bool error_feedback_;
     float lattice_margin_;
+    Compression compression_;
+    std::unique_ptr<Zstd> zstd_;  // compression_ == zstd
+    std::uint64_t compressed_ = 0;
+    std::uint64_t compression_failures_ = 0;
     std::vector<float> residual_;
     std::vector<float> spread_;  // lattice: per block, the last measured distance to a peer
 };

@@ -58,7 +58,9 @@ LearningLoop::LearningLoop(const crypto::DeviceId& self, data::Dataset train,
       trainer_(model_, options_.train),
       order_rng_(options_.train.seed ^ 0x5DEECE66Dull),
       mirror_(options_.widths),
-      learner_(self, mirror_, options_.learner, options_.train.seed) {
+      learner_(self, mirror_, options_.learner, options_.train.seed),
+      snapshot_encoder_(gossip::Encoding::fp32, false, gossip::kDefaultLatticeMargin,
+                        options_.learner.compression) {
     // The held-out slice: the shard's last rows (the split already shuffled it), at most a
     // tenth of it, so small shards keep most of their examples for training.
     const std::size_t holdout = std::min(options_.holdout_rows, train.size() / 10);

@@ -215,7 +215,7 @@ private:
     std::vector<float> before_;      // the mirror before a wake's merges
     std::vector<float> handed_;      // the trainer's copy, taken from the shared slot
     gossip::GossipLearner learner_;  // on mirror_
-    gossip::ModelEncoder snapshot_encoder_{gossip::Encoding::fp32, false};
+    gossip::ModelEncoder snapshot_encoder_;  // fp32, compressed as the learner's messages are
     gossip::Time next_publish_{};
 
     mutable std::mutex mutex_;  // guards everything below

@@ -227,7 +227,10 @@ std::string ModelExchange::stats_text() const {
         << "\nlearner_sends_failed " << s.learner.sends_failed << "\nlearner_sends_skipped_budget "
         << s.learner.sends_skipped_budget << "\nlearner_rounds_waited " << s.learner.rounds_waited
         << "\nlearner_sends_skipped_not_finite "
-        << s.learner.sends_skipped_not_finite << "\nlearner_models_received "
+        << s.learner.sends_skipped_not_finite << "\nlearner_messages_compressed "
+        << s.learner.messages_compressed << "\nlearner_compression_failures "
+        << s.learner.compression_failures << "\nlearner_models_received_compressed "
+        << s.learner.models_received_compressed << "\nlearner_models_received "
         << s.learner.models_received << "\nlearner_models_merged " << s.learner.models_merged
         << "\nlearner_models_adopted " << s.learner.models_adopted << "\nlearner_models_clipped "
         << s.learner.models_clipped << "\nlearner_lattice_blocks " << s.learner.lattice_blocks

@@ -355,6 +355,40 @@ TEST_CASE("rounds go to `fanout` distinct peers within the link budget, version 
     CHECK(learner.version() == 3);
 }
 
+TEST_CASE("a learner told to compress sends its rounds as zstd frames, counted at both ends") {
+    // Trained-like weights (most small, a few large): their int8 levels shrink under zstd.
+    const std::vector<std::uint32_t> widths{64, 32, 10};
+    model::Mlp sender(widths);
+    model::Rng rng(3);
+    for (float& v : sender.parameters())
+        v = static_cast<float>(rng.normal() * (rng.uniform() < 0.05 ? 0.3 : 0.02));
+    model::Mlp receiver(widths);
+    std::ranges::copy(sender.parameters(), receiver.parameters().begin());
+    receiver.parameters()[0] += 0.01f;
+    LearnerConfig config;
+    config.fanout = 1;
+    config.samples_per_round = 10;
+    config.encoding = Encoding::int8;
+    config.compression = Compression::zstd;
+    GossipLearner a(device(1), sender, config, 7);
+    GossipLearner b(device(2), receiver, config, 8);
+    const std::vector<PeerInfo> peers{{device(1), 0}, {device(2), 0}};
+    a.on_peers_changed(peers, 0us);
+    b.on_peers_changed(peers, 0us);
+    a.on_start(0us, false);
+    b.on_start(0us, false);
+    a.on_local_samples(10, 1ms);
+    const auto round = a.take_actions();
+    REQUIRE(round.size() == 1);
+    CHECK(a.stats().messages_compressed == 1);
+    CHECK(a.stats().compression_failures == 0);
+    CHECK(round[0].bytes->size() <
+          ModelEncoder(Encoding::int8, true).encode(a.header(), sender.parameters()).size());
+    CHECK(b.on_model_bytes(device(1), *round[0].bytes, 2ms) == Received::merged);
+    CHECK(b.stats().models_received_compressed == 1);
+    CHECK(b.stats().models_merged == 1);
+}
+
 TEST_CASE("wait_for_link: a round due while sends are in flight holds training until they end") {
     model::Mlp model(kWidths);
     model.init_he(1);

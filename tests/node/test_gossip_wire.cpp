@@ -2,6 +2,7 @@
 // feedback unbiased over time), and every bad field is refused with its own reason.
 #include <doctest/doctest.h>
 #include <flatbuffers/flatbuffers.h>
+#include <zstd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -59,6 +60,7 @@ struct Raw {
     std::vector<std::uint16_t> checks;
     double mass = 1.0;
     bool identifier = true;
+    wire::PayloadCompression compression = wire::PayloadCompression::none;
 };
 
 std::vector<std::uint8_t> build(const Raw& raw) {
@@ -68,7 +70,7 @@ std::vector<std::uint8_t> build(const Raw& raw) {
         fbb, raw.format_version, fbb.CreateVector(origin), 1, 10, raw.mass,
         fbb.CreateVector(raw.widths), raw.encoding, raw.block_values,
         raw.scales.empty() ? 0 : fbb.CreateVector(raw.scales), fbb.CreateVector(raw.payload),
-        raw.checks.empty() ? 0 : fbb.CreateVector(raw.checks));
+        raw.checks.empty() ? 0 : fbb.CreateVector(raw.checks), raw.compression);
     fbb.FinishSizePrefixed(root, raw.identifier ? wire::ModelMessageIdentifier() : nullptr);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
@@ -472,7 +474,7 @@ TEST_CASE("a lattice index off by whole periods anywhere in a block fails that b
     const ModelMessage sender = lattice_message(3);
     const auto bytes = lattice_bytes(sender);
     const wire::ModelMessage& root = *wire::GetSizePrefixedModelMessage(bytes.data());
-    REQUIRE(root.format_version() == kModelFormatVersion);
+    REQUIRE(root.format_version() == kUncompressedFormatVersion);
     // A receiver at the sender's decoded values resolves every block; moving one value of it
     // by whole periods (16 steps) makes that value's index wrong by as much. Every position of
     // the 940 values (seven blocks of 128, one of 44) is tried, each at 1, -3 and 4,095 periods.
@@ -629,6 +631,132 @@ TEST_CASE("lattice messages with bad checks, padding or steps are refused") {
     CHECK(refusal_of(decode_model(build(raw), kWidths, broken)) == Refusal::unresolved);
 }
 
+namespace {
+
+// Like a trained layer's: most weights small, a few large, so that blockwise levels cluster near
+// zero and zstd has something to take.
+const std::vector<std::uint32_t> kZstdWidths{64, 32, 10};  // 2,410 parameters
+
+ModelMessage trained_like(std::uint64_t seed) {
+    ModelMessage m = sample_message(seed);
+    m.widths = kZstdWidths;
+    model::Rng rng(seed);
+    m.parameters.resize(model::parameter_count(kZstdWidths));
+    for (float& v : m.parameters)
+        v = static_cast<float>(rng.normal() * (rng.uniform() < 0.05 ? 0.3 : 0.02));
+    return m;
+}
+
+std::uint16_t format_version_of(const std::vector<std::uint8_t>& bytes) {
+    std::vector<std::uint64_t> storage;
+    return wire::GetSizePrefixedModelMessage(aligned_view(bytes, storage).data())->format_version();
+}
+
+// One zstd frame of `content`; `declared_size` false leaves the content size out of its header.
+std::vector<std::uint8_t> zstd_frame(const std::vector<std::uint8_t>& content,
+                                     bool declared_size = true) {
+    ZSTD_CCtx* context = ZSTD_createCCtx();
+    REQUIRE(context != nullptr);
+    (void)ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, declared_size ? 1 : 0);
+    std::vector<std::uint8_t> frame(ZSTD_compressBound(content.size()));
+    const std::size_t size = ZSTD_compress2(context, frame.data(), frame.size(), content.data(),
+                                            content.size());
+    ZSTD_freeCCtx(context);
+    REQUIRE_FALSE(ZSTD_isError(size));
+    frame.resize(size);
+    return frame;
+}
+
+}  // namespace
+
+TEST_CASE("zstd: every encoding decodes to the values it would uncompressed, never in more bytes") {
+    const ModelMessage sender = trained_like(11);
+    ModelMessage peer = sender;
+    peer.parameters = nearby(sender.parameters, 0.01, 5);
+    const std::vector<float> receiver = nearby(sender.parameters, 0.01, 6);
+    for (const Encoding e :
+         {Encoding::fp32, Encoding::fp16, Encoding::int8, Encoding::int4, Encoding::lattice}) {
+        CAPTURE(to_string(e));
+        ModelEncoder plain(e, true);
+        ModelEncoder packed(e, true, kDefaultLatticeMargin, Compression::zstd);
+        CHECK(packed.compression() == Compression::zstd);
+        plain.observe_peer(sender.parameters, peer);
+        packed.observe_peer(sender.parameters, peer);
+        for (int send = 0; send < 3; ++send) {  // error feedback carried alike
+            const auto a = plain.encode(sender, sender.parameters);
+            const auto b = packed.encode(sender, sender.parameters);
+            CHECK(b.size() <= a.size());
+            const DecodeResult da = decode_model(a, kZstdWidths, receiver);
+            const DecodeResult db = decode_model(b, kZstdWidths, receiver);
+            REQUIRE(std::holds_alternative<ModelMessage>(da));
+            REQUIRE(std::holds_alternative<ModelMessage>(db));
+            const ModelMessage& ma = std::get<ModelMessage>(da);
+            const ModelMessage& mb = std::get<ModelMessage>(db);
+            CHECK(mb.parameters == ma.parameters);
+            CHECK(mb.unresolved_blocks == ma.unresolved_blocks);
+            CHECK_FALSE(ma.compressed);
+            CHECK(format_version_of(a) == kUncompressedFormatVersion);
+            CHECK(format_version_of(b) ==
+                  (mb.compressed ? kModelFormatVersion : kUncompressedFormatVersion));
+            // Blockwise levels of mostly small weights shrink; so do fp32's exponent bytes.
+            if (e != Encoding::lattice) CHECK(mb.compressed);
+            if (mb.compressed) CHECK(b.size() < a.size());
+        }
+    }
+}
+
+TEST_CASE("zstd payloads that are corrupt, mis-sized or trailed are refused") {
+    const ModelMessage m = trained_like(12);
+    const std::size_t n = m.parameters.size();
+    Raw raw;
+    raw.widths = kZstdWidths;
+    raw.encoding = wire::ModelEncoding::int8_block;
+    raw.block_values = kInt8BlockValues;
+    raw.scales.assign((n + kInt8BlockValues - 1) / kInt8BlockValues, 0.01f);
+    std::vector<std::uint8_t> levels(n);
+    for (std::size_t i = 0; i < n; ++i) levels[i] = static_cast<std::uint8_t>(i % 7);
+    raw.compression = wire::PayloadCompression::zstd;
+    const auto decodes = [&](const std::vector<std::uint8_t>& payload) {
+        raw.payload = payload;
+        return decode_model(build(raw), kZstdWidths);
+    };
+
+    const DecodeResult good = decodes(zstd_frame(levels));
+    REQUIRE(std::holds_alternative<ModelMessage>(good));
+    CHECK(std::get<ModelMessage>(good).compressed);
+    CHECK(std::get<ModelMessage>(good).parameters[13] == doctest::Approx(0.01f * (13 % 7)));
+
+    std::vector<std::uint8_t> longer = levels;
+    longer.push_back(0);
+    CHECK(refusal_of(decodes(zstd_frame(longer))) == Refusal::size_mismatch);
+    // A frame that claims far more than the widths hold is refused before anything is written.
+    CHECK(refusal_of(decodes(zstd_frame(std::vector<std::uint8_t>(1 << 20, 0)))) ==
+          Refusal::size_mismatch);
+    const std::vector<std::uint8_t> shorter(levels.begin(), levels.end() - 1);
+    CHECK(refusal_of(decodes(zstd_frame(shorter))) == Refusal::size_mismatch);
+    CHECK(refusal_of(decodes(zstd_frame(levels, false))) == Refusal::size_mismatch);
+
+    auto trailed = zstd_frame(levels);
+    trailed.insert(trailed.end(), {1, 2, 3});
+    CHECK(refusal_of(decodes(trailed)) == Refusal::malformed);
+    auto twice = zstd_frame(levels);
+    const auto empty = zstd_frame({});
+    twice.insert(twice.end(), empty.begin(), empty.end());
+    CHECK(refusal_of(decodes(twice)) == Refusal::malformed);
+    auto cut = zstd_frame(levels);
+    cut.resize(cut.size() - 2);
+    CHECK(refusal_of(decodes(cut)) == Refusal::malformed);
+    CHECK(refusal_of(decodes({})) == Refusal::malformed);
+    CHECK(refusal_of(decodes(levels)) == Refusal::malformed);  // not a frame at all
+
+    raw.compression = static_cast<wire::PayloadCompression>(9);
+    CHECK(refusal_of(decodes(zstd_frame(levels))) == Refusal::bad_encoding);
+    // Uncompressed, the same levels decode as they are.
+    raw.compression = wire::PayloadCompression::none;
+    REQUIRE(std::holds_alternative<ModelMessage>(decodes(levels)));
+    CHECK_FALSE(std::get<ModelMessage>(decodes(levels)).compressed);
+}
+
 TEST_CASE("every refusal reason has a name") {
     for (std::size_t i = 0; i < kRefusalReasons; ++i)
         CHECK(to_string(static_cast<Refusal>(i)) != "?");
@@ -641,4 +769,10 @@ TEST_CASE("every refusal reason has a name") {
     CHECK(e == Encoding::lattice);
     CHECK_FALSE(parse_encoding("int2", e));
     CHECK_FALSE(parse_encoding("INT4", e));
+    Compression c{};
+    CHECK(parse_compression("zstd", c));
+    CHECK(c == Compression::zstd);
+    CHECK(parse_compression("none", c));
+    CHECK(c == Compression::none);
+    CHECK_FALSE(parse_compression("gzip", c));
 }

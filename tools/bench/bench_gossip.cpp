@@ -1,11 +1,11 @@
-// bench_gossip: what a model exchange costs in CPU, per wire encoding, on one core. For the
-// default MLP (784-256-128-10, 235,146 parameters): the message size, the time to encode one
-// (with error feedback, as a learner does) and to decode one (the lattice resolving against a
-// receiver whose values are within 0.01 of the sender's, as in a cluster that agrees), and the
-// time one merge takes, what handing models between a node's training and gossip threads
-// costs, and a received lattice model end to end as the gossip thread takes it in (alone, and
-// per model in a wake of four). A link of 1 Gb/s carries an int8 model in ~1.9 ms: codec time
-// well under that keeps the link, not the CPU, the limit.
+// bench_gossip: what a model exchange costs in CPU, per wire encoding (each also with zstd over
+// its payload), on one core. For the default MLP (784-256-128-10, 235,146 parameters): the
+// message size, the time to encode one (with error feedback, as a learner does) and to decode
+// one (the lattice resolving against a receiver whose values are within 0.01 of the sender's,
+// as in a cluster that agrees), and the time one merge takes, what handing models between a
+// node's training and gossip threads costs, and a received lattice model end to end as the
+// gossip thread takes it in (alone, and per model in a wake of four). A link of 1 Gb/s carries
+// an int8 model in ~1.9 ms: codec time well under that keeps the link, not the CPU, the limit.
 //
 //   bench_gossip [--runs N]      (default 7; each figure is the median run)
 //
@@ -65,12 +65,15 @@ int main(int argc, char** argv) {
 
     std::printf("bench_gossip: %zu parameters, median of %d runs, one core\n", sender.size(),
                 runs);
-    std::printf("%-8s %10s %8s %11s %11s\n", "encoding", "bytes", "x fp32", "encode ms",
+    std::printf("%-12s %10s %8s %11s %11s\n", "encoding", "bytes", "x fp32", "encode ms",
                 "decode ms");
     double fp32_bytes = 0.0;
+    for (const g::Compression c : {g::Compression::none, g::Compression::zstd})
     for (const g::Encoding e : {g::Encoding::fp32, g::Encoding::fp16, g::Encoding::int8,
                                 g::Encoding::int4, g::Encoding::lattice}) {
-        g::ModelEncoder encoder(e);
+        std::string name(g::to_string(e));
+        if (c != g::Compression::none) name += "+" + std::string(g::to_string(c));
+        g::ModelEncoder encoder(e, true, g::kDefaultLatticeMargin, c);
         encoder.observe_peer(sender, peer);  // the lattice's steps; the others ignore it
         std::vector<std::uint8_t> bytes = encoder.encode(header, sender);
         const double encode_s = median_seconds(runs, 20, [&] {
@@ -83,12 +86,12 @@ int main(int argc, char** argv) {
             ok = ok && std::holds_alternative<g::ModelMessage>(r);
         });
         if (!ok) {
-            std::fprintf(stderr, "bench_gossip: %s did not decode\n",
-                         std::string(g::to_string(e)).c_str());
+            std::fprintf(stderr, "bench_gossip: %s did not decode\n", name.c_str());
             return 1;
         }
-        if (e == g::Encoding::fp32) fp32_bytes = static_cast<double>(bytes.size());
-        std::printf("%-8s %10zu %8.3f %11.3f %11.3f\n", std::string(g::to_string(e)).c_str(),
+        if (e == g::Encoding::fp32 && c == g::Compression::none)
+            fp32_bytes = static_cast<double>(bytes.size());
+        std::printf("%-12s %10zu %8.3f %11.3f %11.3f\n", name.c_str(),
                     bytes.size(), static_cast<double>(bytes.size()) / fp32_bytes, encode_s * 1e3,
                     decode_s * 1e3);
     }

@@ -10,8 +10,8 @@
 # Ctrl-C or any exit stops every node and removes the namespaces and the work directory.
 #
 #   demo.sh [--nodes N] [--seconds S] [--scheme iid|classes:K|dirichlet:A] [--encoding E]
-#           [--merge-momentum keep|follow] [--lr X] [--momentum M] [--data DIR] [--bin STARLING]
-#           [--loopback] [--deps] [--keep DIR]
+#           [--compress none|zstd] [--merge-momentum keep|follow] [--lr X] [--momentum M]
+#           [--data DIR] [--bin STARLING] [--loopback] [--deps] [--keep DIR]
 #     --lr, --momentum  each node's SGD (default: the node's own, 0.05 and 0.9)
 #     --bin       a starling binary; starling-inspect is taken from beside it
 #     --deps      run tools/install-deps.sh first (a fresh Debian 12 machine)
@@ -21,7 +21,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-nodes=16 seconds=150 scheme=iid encoding=int8 momentum=keep data=/usr/share/datasets/fashion-mnist
+nodes=16 seconds=150 scheme=iid encoding=int8 compress=none momentum=keep
+data=/usr/share/datasets/fashion-mnist
 bin="" loopback=0 deps=0 keep="" sgd=()
 readonly PROGRESS_EVERY=5 MAX_NODES=240
 
@@ -32,6 +33,7 @@ while (($#)); do
     --seconds) seconds="$2"; shift 2 ;;
     --scheme) scheme="$2"; shift 2 ;;
     --encoding) encoding="$2"; shift 2 ;;
+    --compress) compress="$2"; shift 2 ;;
     --merge-momentum) momentum="$2"; shift 2 ;;
     --lr) sgd+=(--lr "$2"); shift 2 ;;
     --momentum) sgd+=(--momentum "$2"); shift 2 ;;
@@ -95,6 +97,7 @@ start() {
   local i="$1" shard; shard="$(printf 'node-%03d' $((i - 1)))"
   local args=(node --bundle "$work/bundles/$(name "$i").bundle" --state "$work/state/$i"
               --data "$work/shards/$shard" --test "$work/shards/test" --encoding "$encoding"
+              --compress "$compress"
               --merge-momentum "$momentum" "${sgd[@]}"
               "${governor[@]}")
   if ((lan)); then

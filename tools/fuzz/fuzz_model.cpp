@@ -1,9 +1,12 @@
 // libFuzzer target for model messages from peers (node/gossip/model_wire.hpp). Raw inputs test
 // the size prefix and the Verifier; each input is also framed as the payload of a well-formed
 // message (encoding from its first byte) to reach the shape, scale, check and finite-value
-// checks; lattice messages resolve against a fixed local model. Whatever decodes must re-encode
-// as fp32 and decode to the same values.
+// checks; lattice messages resolve against a fixed local model. The first byte also picks the
+// payload's compression: none, the input taken as a zstd frame (to reach the frame checks), or
+// the input compressed into a valid frame (to reach what a well-formed frame decompresses to).
+// Whatever decodes must re-encode as fp32 and decode to the same values.
 #include <flatbuffers/flatbuffers.h>
+#include <zstd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -64,7 +67,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     std::vector<std::uint16_t> checks;
     if (lattice && size >= 7) checks.push_back(static_cast<std::uint16_t>(data[5] | data[6] << 8));
-    const auto payload = fbb.CreateVector(data + 1, size - 1);
+    const unsigned compression = (data[0] / 5) % 3;
+    std::vector<std::uint8_t> frame;
+    if (compression == 2) {
+        frame.resize(ZSTD_compressBound(size - 1));
+        const std::size_t n = ZSTD_compress(frame.data(), frame.size(), data + 1, size - 1, 1);
+        if (ZSTD_isError(n)) std::abort();  // a bound-sized buffer always holds the frame
+        frame.resize(n);
+    }
+    const auto payload = compression == 2 ? fbb.CreateVector(frame)
+                                          : fbb.CreateVector(data + 1, size - 1);
     const auto root = wire::CreateModelMessage(
         fbb, gossip::kModelFormatVersion, fbb.CreateVector(origin), 1, 2, 1.0,
         fbb.CreateVector(kWidths), encoding,
@@ -72,7 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         : lattice                                   ? gossip::kLatticeBlockValues
                                                     : gossip::kInt8BlockValues,
         scales.empty() ? 0 : fbb.CreateVector(scales), payload,
-        checks.empty() ? 0 : fbb.CreateVector(checks));
+        checks.empty() ? 0 : fbb.CreateVector(checks),
+        compression == 0 ? wire::PayloadCompression::none : wire::PayloadCompression::zstd);
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     check_round_trip(
         gossip::decode_model({fbb.GetBufferPointer(), fbb.GetSize()}, kWidths, local));

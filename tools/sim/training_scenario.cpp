@@ -122,6 +122,7 @@ struct Parser {
         else if (key == "fanout") { if (!whole(value, n) || n == 0 || n > gossip::kMaxFanout) return bad(); l.fanout = static_cast<std::uint32_t>(n); }
         else if (key == "round_samples") { if (!whole(value, n) || n == 0) return bad(); l.samples_per_round = n; }
         else if (key == "concurrent_sends") { if (!whole(value, n) || n == 0 || n > 64) return bad(); l.max_concurrent_sends = static_cast<std::uint32_t>(n); }
+        else if (key == "compress") { if (!gossip::parse_compression(value, l.compression)) return bad(); }
         else if (key == "encoding") { if (!gossip::parse_encoding(value, l.encoding)) return bad(); }
         else if (key == "lattice_margin") { if (!number(value, x) || x <= 0 || x > 1000) return bad(); l.lattice_margin = static_cast<float>(x); }
         else if (key == "error_feedback") { if (!on_off(value, l.error_feedback)) return bad(); }
@@ -274,6 +275,9 @@ void print_training_report(const TrainingScenario& sc, const TrainingReport& r, 
                  std::string(gossip::to_string(sc.learner.encoding)).c_str(), sc.learner.fanout,
                  std::string(gossip::to_string(sc.learner.merge.weighting)).c_str(), sc.epochs,
                  static_cast<double>(sc.served_average), to_string(sc.momentum_policy));
+    if (sc.learner.compression != gossip::Compression::none)
+        std::fprintf(out, "payloads compressed: %s\n",
+                     std::string(gossip::to_string(sc.learner.compression)).c_str());
     if (sc.nesterov) std::fprintf(out, "optimizer sgd with Nesterov momentum\n");
     if (sc.optimizer != model::OptimizerConfig::Kind::sgd)
         std::fprintf(out, "optimizer %s at lr %g\n",
