@@ -19,7 +19,7 @@ using ByteSink = std::function<Status(std::span<const std::uint8_t>)>;
 Status write_idx_images(const Dataset& ds, const ByteSink& sink);
 Status write_idx_labels(const Dataset& ds, const ByteSink& sink);
 
-// CSV: label, then the features in shortest round-trip form; no header line.
+// CSV: label, then the features as text that reads back exactly; no header line.
 Status write_csv(const Dataset& ds, const ByteSink& sink);
 
 }  // namespace starling::data::detail
