@@ -1,7 +1,6 @@
 #include "node/gossip/model_wire.hpp"
 
 #include <flatbuffers/flatbuffers.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <bit>
@@ -10,13 +9,13 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <new>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 #include <string>
 
+#include "node/gossip/payload_zstd.hpp"
 #include "node/model/mlp.hpp"
 #include "protocol/aligned.hpp"
 #include "protocol/limits.hpp"
@@ -531,34 +530,22 @@ float half_to_float(std::uint16_t half) noexcept {
     return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
 
-// zstd's level 1: its entropy stage is what shrinks quantised values (they repeat little), and
-// the higher levels' longer match searches find next to nothing more in them.
-constexpr int kZstdLevel = 1;
-
-struct ModelEncoder::Zstd {
-    Zstd() : context(ZSTD_createCCtx()) {
-        if (context == nullptr) throw std::bad_alloc();
-    }
-    ~Zstd() { ZSTD_freeCCtx(context); }
-    Zstd(const Zstd&) = delete;
-    Zstd& operator=(const Zstd&) = delete;
-
-    ZSTD_CCtx* context;
-    std::vector<std::uint8_t> encoded;  // the payload before compression
-    std::vector<std::uint8_t> frame;
-};
-
 ModelEncoder::ModelEncoder(Encoding encoding, bool error_feedback, float lattice_margin,
                            Compression compression)
     : encoding_(encoding),
       error_feedback_(error_feedback),
       lattice_margin_(lattice_margin),
       compression_(compression),
-      zstd_(compression == Compression::zstd ? std::make_unique<Zstd>() : nullptr) {}
+      zstd_(compression == Compression::zstd ? std::make_unique<detail::ZstdCompressor>()
+                                             : nullptr) {}
 
 ModelEncoder::~ModelEncoder() = default;
 ModelEncoder::ModelEncoder(ModelEncoder&&) noexcept = default;
 ModelEncoder& ModelEncoder::operator=(ModelEncoder&&) noexcept = default;
+
+std::uint64_t ModelEncoder::compression_failures() const noexcept {
+    return zstd_ ? zstd_->failures() : 0;
+}
 
 void ModelEncoder::observe_peer(std::span<const float> local, const ModelMessage& peer) {
     const std::size_t n = peer.parameters.size();
@@ -607,8 +594,8 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
     std::uint8_t* payload = nullptr;
     flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_offset;
     if (zstd_) {
-        zstd_->encoded.resize(payload_bytes(encoding, n));
-        payload = zstd_->encoded.data();
+        unpacked_.resize(payload_bytes(encoding, n));
+        payload = unpacked_.data();
     } else {
         payload_offset = fbb.CreateUninitializedVector(payload_bytes(encoding, n), &payload);
     }
@@ -620,18 +607,11 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
         quantise(encoding, staging, payload, scales);
     bool compressed = false;
     if (zstd_) {
-        const std::vector<std::uint8_t>& encoded = zstd_->encoded;
-        zstd_->frame.resize(ZSTD_compressBound(encoded.size()));
-        const std::size_t size =
-            ZSTD_compressCCtx(zstd_->context, zstd_->frame.data(), zstd_->frame.size(),
-                              encoded.data(), encoded.size(), kZstdLevel);
-        // Compressing a buffer of known size into one of compressBound's size fails only when
-        // memory runs out; the message then goes uncompressed, counted.
-        if (ZSTD_isError(size)) ++compression_failures_;
-        compressed = !ZSTD_isError(size) && size < encoded.size();
+        const std::optional<std::span<const std::uint8_t>> frame = zstd_->compress(unpacked_);
+        compressed = frame.has_value();
         if (compressed) ++compressed_;
-        payload_offset = compressed ? fbb.CreateVector(zstd_->frame.data(), size)
-                                    : fbb.CreateVector(encoded);
+        payload_offset = compressed ? fbb.CreateVector(frame->data(), frame->size())
+                                    : fbb.CreateVector(unpacked_);
     }
 
     const auto scales_offset = block_values(encoding) != 0
@@ -650,52 +630,6 @@ std::vector<std::uint8_t> ModelEncoder::encode(const ModelMessage& header,
     wire::FinishSizePrefixedModelMessageBuffer(fbb, root);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
-
-namespace {
-
-// One decompression context per thread that decodes (a gossip thread, a test), made on first use.
-ZSTD_DCtx* decompression_context() {
-    thread_local const std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> context(
-        ZSTD_createDCtx(), &ZSTD_freeDCtx);
-    return context.get();
-}
-
-// A zstd payload into `out`: one frame, nothing after it, declaring exactly `expected` bytes and
-// holding them. The output buffer is the bound: a frame cannot make the receiver allocate more.
-std::optional<ModelRefusal> decompress(std::span<const std::uint8_t> frame, std::size_t expected,
-                                       std::vector<std::uint8_t>& out) {
-    const std::size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
-    if (ZSTD_isError(frame_size))
-        return refuse(Refusal::malformed,
-                      std::string("zstd payload: ") + ZSTD_getErrorName(frame_size));
-    if (frame_size != frame.size())
-        return refuse(Refusal::malformed, "zstd payload: " +
-                                              std::to_string(frame.size() - frame_size) +
-                                              " bytes after its frame");
-    const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
-    if (declared != expected) {
-        const bool sized =
-            declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR;
-        return refuse(Refusal::size_mismatch,
-                      "zstd payload declares " +
-                          (sized ? std::to_string(declared) + " bytes" : std::string("no size")) +
-                          ", the widths need " + std::to_string(expected));
-    }
-    ZSTD_DCtx* context = decompression_context();
-    if (context == nullptr) return refuse(Refusal::malformed, "zstd payload: out of memory");
-    out.resize(expected);
-    const std::size_t size =
-        ZSTD_decompressDCtx(context, out.data(), out.size(), frame.data(), frame.size());
-    if (ZSTD_isError(size))
-        return refuse(Refusal::malformed, std::string("zstd payload: ") + ZSTD_getErrorName(size));
-    if (size != expected)
-        return refuse(Refusal::size_mismatch, "zstd payload holds " + std::to_string(size) +
-                                                  " bytes, the widths need " +
-                                                  std::to_string(expected));
-    return std::nullopt;
-}
-
-}  // namespace
 
 DecodeResult decode_model(std::span<const std::uint8_t> bytes,
                           std::span<const std::uint32_t> expected_widths,
@@ -787,8 +721,8 @@ std::optional<ModelRefusal> decode_model_into(std::span<const std::uint8_t> byte
     switch (root.compression()) {
     case wire::PayloadCompression::none: break;
     case wire::PayloadCompression::zstd:
-        if (auto refusal = decompress(received, payload_bytes(encoding, n),
-                                      message.payload_scratch))
+        if (auto refusal = detail::decompress_payload(received, payload_bytes(encoding, n),
+                                                      message.payload_scratch))
             return refusal;
         received = message.payload_scratch;
         message.compressed = true;

@@ -20,6 +20,9 @@
 namespace starling::gossip {
 
 using crypto::DeviceId;
+namespace detail {
+class ZstdCompressor;
+}
 
 // The newest model message layout this build reads. 2: the lattice blocks' checks are weighted
 // sums (version 1's hash chains are still read). 3: the payload may be zstd-compressed; only
@@ -159,18 +162,16 @@ public:
     // Compression::zstd: messages sent compressed, and those zstd failed on (out of memory; they
     // went uncompressed). A message zstd would not shrink is neither.
     std::uint64_t messages_compressed() const noexcept { return compressed_; }
-    std::uint64_t compression_failures() const noexcept { return compression_failures_; }
+    std::uint64_t compression_failures() const noexcept;
 
 private:
-    struct Zstd;  // the compression context and buffers, reused from message to message
-
     Encoding encoding_;
     bool error_feedback_;
     float lattice_margin_;
     Compression compression_;
-    std::unique_ptr<Zstd> zstd_;  // compression_ == zstd
+    std::unique_ptr<detail::ZstdCompressor> zstd_;  // compression_ == zstd
+    std::vector<std::uint8_t> unpacked_;  // zstd: the payload, before compression
     std::uint64_t compressed_ = 0;
-    std::uint64_t compression_failures_ = 0;
     std::vector<float> residual_;
     std::vector<float> spread_;  // lattice: per block, the last measured distance to a peer
 };
