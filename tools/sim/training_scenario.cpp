@@ -102,7 +102,7 @@ struct Parser {
         else if (key == "batch") { if (!whole(value, n) || n == 0 || n > 1024) return bad(); sc.batch = static_cast<int>(n); }
         else if (key == "lr") { if (!number(value, x) || x <= 0) return bad(); sc.learning_rate = static_cast<float>(x); }
         else if (key == "momentum") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.momentum = static_cast<float>(x); }
-        else if (key == "nesterov") { if (value == "on") sc.nesterov = true; else if (value == "off") sc.nesterov = false; else return bad(); }
+        else if (key == "nesterov") { if (!on_off(value, sc.nesterov)) return bad(); }
         else if (key == "weight_decay") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.weight_decay = static_cast<float>(x); }
         else if (key == "schedule") { if (value == "cosine") sc.cosine = true; else if (value == "constant") sc.cosine = false; else return bad(); }
         else if (key == "served_average") { if (!number(value, x) || x < 0 || x > 1) return bad(); sc.served_average = static_cast<float>(x); }
