@@ -43,7 +43,9 @@ void add_train(CLI::App& app) {
         ->check(CLI::Range(0.0f, 1.0f))
         ->capture_default_str();
     train->add_option("--schedule", a->schedule,
-                      "Learning rate: cosine (to 0 over --epochs), settle (to a tenth over --epochs, then held) or constant")
+                      "Learning rate: cosine (to 0 over --epochs), settle (to a tenth over "
+                      "--epochs, then held), cooldown (held, then straight to 0 over the last "
+                      "half) or constant")
         ->capture_default_str();
     train->add_option("--seed", a->seed, "Seed for initialisation and shuffling")
         ->capture_default_str();

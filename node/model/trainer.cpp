@@ -24,8 +24,27 @@ Result<Schedule> parse_schedule(std::string_view name) {
     if (name == "constant") return Schedule::constant;
     if (name == "cosine") return Schedule::cosine;
     if (name == "settle") return Schedule::settle;
+    if (name == "cooldown") return Schedule::cooldown;
     return make_error(ErrorCode::invalid_argument,
-                      "schedule '" + std::string(name) + "': expected constant, cosine or settle");
+                      "schedule '" + std::string(name) +
+                          "': expected constant, cosine, settle or cooldown");
+}
+
+// Where the settle schedule ends, as a fraction of the starting rate.
+constexpr double kSettleFloor = 0.1;
+
+double schedule_factor(Schedule schedule, double progress, double cooldown_share) noexcept {
+    progress = std::clamp(progress, 0.0, 1.0);
+    switch (schedule) {
+    case Schedule::constant: return 1.0;
+    case Schedule::cooldown:
+        return std::min(1.0, (1.0 - progress) / std::clamp(cooldown_share, 1e-9, 1.0));
+    case Schedule::cosine:
+    case Schedule::settle: break;
+    }
+    const double floor = schedule == Schedule::settle ? kSettleFloor : 0.0;
+    const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+    return floor + (1.0 - floor) * cosine;
 }
 
 Evaluation evaluate(const Mlp& model, const data::Dataset& ds, int batch) {
@@ -62,9 +81,6 @@ Evaluation evaluate(const Mlp& model, const data::Dataset& ds, int batch) {
     ev.loss = loss_sum / static_cast<double>(ds.size());
     return ev;
 }
-
-// Where the settle schedule ends, as a fraction of the starting rate.
-constexpr double kSettleFloor = 0.1;
 
 Trainer::Trainer(Mlp& model, TrainOptions options)
     : model_(model),
@@ -106,10 +122,8 @@ float Trainer::current_learning_rate() const noexcept {
     const float base = options_.optimizer.learning_rate;
     if (options_.schedule == Schedule::constant || epoch_examples_ == 0) return base;
     const double total = static_cast<double>(options_.epochs) * static_cast<double>(epoch_examples_);
-    const double progress = std::min(1.0, static_cast<double>(samples_seen_) / total);
-    const double floor = options_.schedule == Schedule::settle ? kSettleFloor : 0.0;
-    const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
-    return static_cast<float>(base * (floor + (1.0 - floor) * cosine));
+    const double progress = static_cast<double>(samples_seen_) / total;
+    return static_cast<float>(base * schedule_factor(options_.schedule, progress));
 }
 
 BatchStats Trainer::step(const data::Dataset& ds, std::span<const std::uint32_t> rows) {

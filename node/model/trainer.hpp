@@ -20,9 +20,15 @@ namespace starling::model {
 
 // constant; cosine: down to 0 over `epochs`; settle: cosine down to a tenth over `epochs`, then
 // constant there, so a device that trains for ever ends up close to its peers instead of
-// wandering at its starting rate.
-enum class Schedule { constant, cosine, settle };
+// wandering at its starting rate; cooldown: held, then down to 0 in a straight line over the
+// last part of `epochs` (half unless told), so a cluster with a deadline keeps its full rate
+// while its devices spread what they learn, and comes to agree while it falls.
+enum class Schedule { constant, cosine, settle, cooldown };
 Result<Schedule> parse_schedule(std::string_view name);
+
+// The share of the starting rate `schedule` gives `progress` (0..1) of the way through its
+// epochs; `cooldown_share` (0..1] is how much of them cooldown falls over.
+double schedule_factor(Schedule schedule, double progress, double cooldown_share = 0.5) noexcept;
 
 struct TrainOptions {
     int batch = 64;

@@ -346,3 +346,46 @@ TEST_CASE("the settle schedule falls along a cosine to a tenth of the rate, then
     CHECK(parse_schedule("settle").value() == Schedule::settle);
     CHECK_FALSE(parse_schedule("sawtooth").ok());
 }
+
+TEST_CASE("the cooldown schedule holds the rate, then falls to 0 in a straight line") {
+    data::Dataset ds;
+    ds.features = 4;
+    ds.classes = 2;
+    for (int i = 0; i < 40; ++i) {
+        for (int j = 0; j < 4; ++j) ds.bytes.push_back(static_cast<std::uint8_t>(i * 5 + j));
+        ds.labels.push_back(static_cast<std::uint8_t>(i % 2));
+    }
+    std::vector<std::uint32_t> rows(10);
+    for (std::uint32_t i = 0; i < rows.size(); ++i) rows[i] = i;
+
+    Mlp m({4, 2});
+    m.init_he(5);
+    TrainOptions opts;
+    opts.batch = 10;
+    opts.epochs = 2;           // 80 examples: 8 steps of 10, the last 4 falling
+    opts.epoch_examples = 40;
+    opts.schedule = Schedule::cooldown;
+    opts.optimizer.learning_rate = 0.2f;
+    Trainer t(m, opts);
+    std::vector<float> rates{t.current_learning_rate()};
+    for (int s = 0; s < 10; ++s) {
+        (void)t.step(ds, rows);
+        rates.push_back(t.current_learning_rate());
+    }
+    for (std::size_t s = 0; s <= 4; ++s) CHECK(rates[s] == doctest::Approx(0.2));
+    CHECK(rates[5] == doctest::Approx(0.15));
+    CHECK(rates[6] == doctest::Approx(0.1));
+    CHECK(rates[7] == doctest::Approx(0.05));
+    for (std::size_t s = 8; s < rates.size(); ++s) CHECK(rates[s] == 0.0f);
+    CHECK(parse_schedule("cooldown").value() == Schedule::cooldown);
+
+    // The share it falls over is the caller's; out-of-range progress is clamped.
+    CHECK(schedule_factor(Schedule::cooldown, 0.7, 0.25) == 1.0);
+    CHECK(schedule_factor(Schedule::cooldown, 0.875, 0.25) == doctest::Approx(0.5));
+    CHECK(schedule_factor(Schedule::cooldown, 0.5, 1.0) == doctest::Approx(0.5));
+    CHECK(schedule_factor(Schedule::cooldown, 1.5, 0.5) == 0.0);
+    CHECK(schedule_factor(Schedule::cosine, 0.5) == doctest::Approx(0.5));
+    CHECK(schedule_factor(Schedule::settle, 1.0) == doctest::Approx(0.1));
+    CHECK(schedule_factor(Schedule::constant, 0.9) == 1.0);
+    CHECK(schedule_factor(Schedule::cosine, -1.0) == 1.0);
+}

@@ -4,8 +4,6 @@
 #include "tools/sim/training.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <numbers>
 #include <numeric>
 #include <stdexcept>
 #include <utility>
@@ -267,14 +265,12 @@ std::shared_ptr<const std::vector<std::uint8_t>> Simulation::garbage(Device& d) 
 }
 
 float Simulation::learning_rate(const Device& d) const {
-    if (!sc_.cosine) return sc_.learning_rate;
     double progress = 0;
     if (sc_.run_seconds > 0) progress = now_ / sc_.run_seconds;
     else if (d.horizon > 0)
         progress = static_cast<double>(d.trained) / static_cast<double>(d.horizon);
-    progress = std::clamp(progress, 0.0, 1.0);
-    return static_cast<float>(0.5 * sc_.learning_rate *
-                              (1.0 + std::cos(std::numbers::pi * progress)));
+    return static_cast<float>(sc_.learning_rate *
+                              model::schedule_factor(sc_.schedule, progress, sc_.cooldown_share));
 }
 
 void Simulation::reset_momentum(Device& d) {

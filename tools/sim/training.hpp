@@ -15,6 +15,7 @@
 #include "node/data/split.hpp"
 #include "node/gossip/learner.hpp"
 #include "node/model/optimizer.hpp"
+#include "node/model/trainer.hpp"
 #include "protocol/result.hpp"
 
 namespace starling::sim {
@@ -46,7 +47,10 @@ struct TrainingScenario {
     float momentum = 0.9f;
     bool nesterov = false;                // SGD steps along g + momentum*v (Nesterov)
     float weight_decay = 0.0f;            // L2, added to the gradient
-    bool cosine = true;                   // cosine decay over the device's horizon
+    // The learning rate over the device's horizon (its epochs, or run_seconds); cooldown falls
+    // over the last `cooldown_share` of it.
+    model::Schedule schedule = model::Schedule::cosine;
+    double cooldown_share = 0.5;
     MomentumPolicy momentum_policy = MomentumPolicy::keep;
     // The model a device serves and is evaluated on: a running average of the trained one, each
     // step moving it this share of the way (`starling node` serves 0.01); 0: the trained model.

@@ -104,7 +104,8 @@ struct Parser {
         else if (key == "momentum") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.momentum = static_cast<float>(x); }
         else if (key == "nesterov") { if (!on_off(value, sc.nesterov)) return bad(); }
         else if (key == "weight_decay") { if (!number(value, x) || x < 0 || x >= 1) return bad(); sc.weight_decay = static_cast<float>(x); }
-        else if (key == "schedule") { if (value == "cosine") sc.cosine = true; else if (value == "constant") sc.cosine = false; else return bad(); }
+        else if (key == "schedule") { auto s = model::parse_schedule(value); if (!s) return bad(); sc.schedule = *s; }
+        else if (key == "cooldown_share") { if (!number(value, x) || x <= 0 || x > 1) return bad(); sc.cooldown_share = x; }
         else if (key == "served_average") { if (!number(value, x) || x < 0 || x > 1) return bad(); sc.served_average = static_cast<float>(x); }
         else if (key == "momentum_policy") { if (value == "keep") sc.momentum_policy = MomentumPolicy::keep; else if (value == "reset") sc.momentum_policy = MomentumPolicy::reset; else if (value == "follow") sc.momentum_policy = MomentumPolicy::follow; else return bad(); }
         else if (key == "duty") { if (!number(value, x) || x <= 0 || x > 1) return bad(); sc.duty = x; }
