@@ -95,6 +95,26 @@ TEST_CASE("devices that gossip beat devices that train alone") {
     CHECK(g.merges > 0);
 }
 
+TEST_CASE("a run with a deadline reaches its target at the final evaluation, on the same set") {
+    TrainingScenario sc = small();
+    sc.run_seconds = 0.2;
+    sc.consensus_rounds = 0;
+    sc.eval_every = 10;  // only the evaluation at the start comes before the deadline
+    sc.eval_subset = 800;
+    sc.target_accuracy = 0.7;
+    const TrainingReport whole = run(sc);
+    MESSAGE("final mean " << whole.final_full.mean << " at " << whole.virtual_seconds << " s");
+    REQUIRE(whole.final_full.mean >= 0.7);
+    CHECK(whole.target_reached_at == doctest::Approx(whole.virtual_seconds));
+    CHECK(whole.target_reached_at > 0.1);  // not the evaluation at the start
+
+    sc.eval_subset = 400;  // judged along the way on part of the set: the end's whole set differs
+    CHECK(run(sc).target_reached_at < 0);
+    sc.eval_subset = 800;
+    sc.target_accuracy = std::nextafter(whole.final_full.mean, 1.0);
+    CHECK(run(sc).target_reached_at < 0);
+}
+
 TEST_CASE("gossip CPU is taken from training: the same epochs take longer") {
     const TrainingReport free_cpu = run(small());
     TrainingScenario charged = small();
