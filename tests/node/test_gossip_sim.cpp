@@ -6,8 +6,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "node/model/rng.hpp"
@@ -108,8 +110,26 @@ TEST_CASE("a run with a deadline reaches its target at the final evaluation, on 
     CHECK(whole.target_reached_at == doctest::Approx(whole.virtual_seconds));
     CHECK(whole.target_reached_at > 0.1);  // not the evaluation at the start
 
+    // The curve's CSV ends with that evaluation, only when it is on the set the curve is on.
+    const auto csv_rows = [](const TrainingReport& r) {
+        std::FILE* f = std::tmpfile();
+        REQUIRE(f != nullptr);
+        write_curve_csv(r, f);
+        std::rewind(f);
+        std::vector<std::string> rows;
+        char line[256];
+        while (std::fgets(line, sizeof line, f) != nullptr) rows.emplace_back(line);
+        std::fclose(f);
+        return rows;
+    };
+    const std::vector<std::string> rows = csv_rows(whole);
+    REQUIRE(rows.size() == whole.curve.size() + 2);  // the header, the curve, the end
+    CHECK(rows.back().starts_with("0.2000,"));
+
     sc.eval_subset = 400;  // judged along the way on part of the set: the end's whole set differs
-    CHECK(run(sc).target_reached_at < 0);
+    const TrainingReport part = run(sc);
+    CHECK(part.target_reached_at < 0);
+    CHECK(csv_rows(part).size() == part.curve.size() + 1);
     sc.eval_subset = 800;
     sc.target_accuracy = std::nextafter(whole.final_full.mean, 1.0);
     CHECK(run(sc).target_reached_at < 0);
