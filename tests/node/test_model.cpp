@@ -313,7 +313,11 @@ TEST_CASE("a checkpoint from another architecture or optimizer is refused") {
     CHECK_FALSE(t.restore(cp).ok());
 }
 
-TEST_CASE("the settle schedule falls along a cosine to a tenth of the rate, then holds it") {
+namespace {
+
+// The learning rate a trainer takes `steps` steps of 10 examples at, the first before any step,
+// under `schedule` over 2 epochs of 40 examples (8 steps), starting at 0.2.
+std::vector<float> rates_over(Schedule schedule, int steps) {
     data::Dataset ds;
     ds.features = 4;
     ds.classes = 2;
@@ -330,15 +334,23 @@ TEST_CASE("the settle schedule falls along a cosine to a tenth of the rate, then
     opts.batch = 10;
     opts.epochs = 2;               // 80 examples: 8 steps of 10
     opts.epoch_examples = 40;      // training by step(), as the node does
-    opts.schedule = Schedule::settle;
+    opts.schedule = schedule;
     opts.optimizer.learning_rate = 0.2f;
     Trainer t(m, opts);
-    CHECK(t.current_learning_rate() == doctest::Approx(0.2));
-    std::vector<float> rates;
-    for (int s = 0; s < 12; ++s) {
+    std::vector<float> rates{t.current_learning_rate()};
+    for (int s = 0; s < steps; ++s) {
         (void)t.step(ds, rows);
         rates.push_back(t.current_learning_rate());
     }
+    return rates;
+}
+
+}  // namespace
+
+TEST_CASE("the settle schedule falls along a cosine to a tenth of the rate, then holds it") {
+    std::vector<float> rates = rates_over(Schedule::settle, 12);
+    CHECK(rates.front() == doctest::Approx(0.2));
+    rates.erase(rates.begin());  // from here, the rate after each step
     // Halfway (40 of 80 examples): the middle of the cosine between 0.2 and 0.02.
     CHECK(rates[3] == doctest::Approx(0.11));
     for (std::size_t s = 1; s < 8; ++s) CHECK(rates[s] < rates[s - 1]);
@@ -348,30 +360,7 @@ TEST_CASE("the settle schedule falls along a cosine to a tenth of the rate, then
 }
 
 TEST_CASE("the cooldown schedule holds the rate, then falls to 0 in a straight line") {
-    data::Dataset ds;
-    ds.features = 4;
-    ds.classes = 2;
-    for (int i = 0; i < 40; ++i) {
-        for (int j = 0; j < 4; ++j) ds.bytes.push_back(static_cast<std::uint8_t>(i * 5 + j));
-        ds.labels.push_back(static_cast<std::uint8_t>(i % 2));
-    }
-    std::vector<std::uint32_t> rows(10);
-    for (std::uint32_t i = 0; i < rows.size(); ++i) rows[i] = i;
-
-    Mlp m({4, 2});
-    m.init_he(5);
-    TrainOptions opts;
-    opts.batch = 10;
-    opts.epochs = 2;           // 80 examples: 8 steps of 10, the last 4 falling
-    opts.epoch_examples = 40;
-    opts.schedule = Schedule::cooldown;
-    opts.optimizer.learning_rate = 0.2f;
-    Trainer t(m, opts);
-    std::vector<float> rates{t.current_learning_rate()};
-    for (int s = 0; s < 10; ++s) {
-        (void)t.step(ds, rows);
-        rates.push_back(t.current_learning_rate());
-    }
+    const std::vector<float> rates = rates_over(Schedule::cooldown, 10);  // the last 4 steps fall
     for (std::size_t s = 0; s <= 4; ++s) CHECK(rates[s] == doctest::Approx(0.2));
     CHECK(rates[5] == doctest::Approx(0.15));
     CHECK(rates[6] == doctest::Approx(0.1));
