@@ -126,6 +126,7 @@ struct CurvePoint {
 };
 
 struct TrainingReport {
+    // Every eval_every, and the end of the run when the curve is on the whole test set.
     std::vector<CurvePoint> curve;
     CurvePoint final_full;             // on the whole test set, after the run
     // The mean of the live devices' parameters on the whole test set and on the eval subset:

@@ -253,17 +253,9 @@ Result<TrainingScenario> load_training_scenario(const std::filesystem::path& pat
 
 void write_curve_csv(const TrainingReport& report, std::FILE* out) {
     std::fprintf(out, "time_s,mean_epochs,acc_mean,acc_min,acc_max,live,bytes_per_node\n");
-    const auto row = [out](const CurvePoint& p) {
+    for (const CurvePoint& p : report.curve)
         std::fprintf(out, "%.4f,%.3f,%.4f,%.4f,%.4f,%u,%.0f\n", p.time, p.mean_epochs, p.mean,
                      p.min, p.max, p.live, p.bytes_per_node);
-    };
-    for (const CurvePoint& p : report.curve) row(p);
-    // The end of the run, where a deadline's target is judged, when the curve was on the same
-    // whole test set.
-    const CurvePoint& end = report.final_full;
-    if (report.eval_images == report.test_images &&
-        (report.curve.empty() || end.time > report.curve.back().time))
-        row(end);
 }
 
 namespace {

@@ -194,6 +194,8 @@ private:
     std::uint64_t bytes_sent_total() const;
     CurvePoint evaluate_on(const data::Dataset& ds, std::vector<double>* per_device);
     void evaluate_all();
+    // A point joins the curve; the first at or above the target marks when it was reached.
+    void add_to_curve(const CurvePoint& p);
     void evaluate_average_model();
     // The mean of the live devices' parameters (none live: nullopt).
     std::optional<model::Mlp> average_model() const;
